@@ -1,0 +1,179 @@
+"""Run configuration: `magpie-hub.toml` as pydantic models, loading, overrides, redaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from magpie_hub.errors import ConfigError, ConfigValidationError
+
+if TYPE_CHECKING:
+    from magpie_hub.registry import Registry
+
+DEFAULT_CONFIG_NAME = "magpie-hub.toml"
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SamplingConfig(StrictModel):
+    """Sampling for one generation step."""
+
+    temperature: float = Field(1.0, ge=0.0, le=5.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(128, ge=1, le=32768)
+
+
+class InstructionSampling(SamplingConfig):
+    """Instruction step sampling (Magpie: temperature 1.0, top_p 1.0)."""
+
+
+class ResponseSampling(SamplingConfig):
+    """Response step sampling (Magpie: greedy)."""
+
+    temperature: float = Field(0.0, ge=0.0, le=5.0)
+    max_new_tokens: int = Field(384, ge=1, le=32768)
+
+
+class EngineConfig(StrictModel):
+    """Which engine runs which model, and how its prompts are formatted."""
+
+    name: str = "llamacpp"
+    model: str = "embedded:smollm2"
+    template: str = "auto"
+    """`auto` derives the pre-query template from the model's chat template; else a preset name."""
+    chat_template: str | None = None
+    """A Jinja chat template that replaces the model's own."""
+    context_length: int = Field(2048, ge=256)
+    threads: int | None = Field(None, ge=1)
+    token: SecretStr | None = None
+    """Hugging Face token for gated models (transformers engine). Never written anywhere."""
+
+
+class RunConfig(StrictModel):
+    """Fields every recipe shares. Recipes subclass this with their own sections."""
+
+    recipe: str = "magpie"
+    num_rows: int = Field(20, ge=1)
+    seed: int = Field(42, ge=0, lt=2**31)
+    batch_size: int = Field(8, ge=1, le=4096)
+    """Rows per pipeline batch; also the unit a resumed run keeps or redoes."""
+    engine: EngineConfig = EngineConfig()
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes the rows (num_rows excluded: a build may grow)."""
+        data = redacted_dump(self)
+        data.pop("num_rows", None)
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def redacted_dump(model: BaseModel) -> dict[str, Any]:
+    """The model as JSON-ready data with every secret field removed."""
+    return _drop_secrets(model.model_dump(mode="python"))
+
+
+def _drop_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_secrets(v) for k, v in value.items() if not isinstance(v, SecretStr)}
+    if isinstance(value, list):
+        return [_drop_secrets(v) for v in value]
+    return value
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (["a", "b"], value); the value is read as TOML if it parses, else a string."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(
+            f"--set expects dotted.key=value, got {item!r}",
+            hint='Example: --set engine.threads=2 --set instruction.temperature=0.8',
+        )
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return [part.strip() for part in key.split(".")], value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        path, value = parse_override(item)
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item}: {part!r} is not a table")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(
+            "config file not found",
+            path=path,
+            hint=f"Create one with: magpie-hub init {path}",
+        )
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=path) from exc
+
+
+def validate(
+    data: dict[str, Any], model: type[RunConfig], path: Path | None = None
+) -> RunConfig:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigValidationError(path, [_describe(model, err) for err in exc.errors()]) from None
+
+
+def load_config(
+    path: Path,
+    registry: Registry,
+    *,
+    overrides: list[str] | None = None,
+    num_rows: int | None = None,
+) -> RunConfig:
+    """Read, override and validate a config with the model of the recipe it names."""
+    data = apply_overrides(read_toml(path), overrides or [])
+    if num_rows is not None:
+        data["num_rows"] = num_rows
+    recipe_name = data.get("recipe", RunConfig.model_fields["recipe"].default)
+    if not isinstance(recipe_name, str):
+        raise ConfigValidationError(path, [("recipe", f"must be a string, got {recipe_name!r}")])
+    recipe = registry.recipe(recipe_name)
+    return validate(data, recipe.config_model, path)
+
+
+def _describe(model: type[BaseModel], err: Any) -> tuple[str, str]:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    value = err.get("input")
+    if err["type"] == "extra_forbidden":
+        allowed = _fields_at(model, err["loc"][:-1])
+        return loc, f"unknown field; allowed here: {', '.join(allowed)}"
+    if err["type"] == "missing":
+        return loc, "required field is missing"
+    shown = "<redacted>" if "token" in loc or "key" in loc else repr(value)
+    return loc, f"{err['msg']} (got {shown})"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = field.annotation
+    return sorted(getattr(current, "model_fields", {}))

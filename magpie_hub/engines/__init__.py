@@ -1,0 +1,1 @@
+"""Engine building blocks shared by the engine plugins."""

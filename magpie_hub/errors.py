@@ -1,0 +1,126 @@
+"""Every error magpie-hub raises on purpose, each with the context to act on it.
+
+The CLI renders these in one place (`magpie_hub.cli.main`): the message, then
+the `hint` (what to do). Library callers can catch `MagpieHubError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class MagpieHubError(Exception):
+    """Base class: a message and a hint saying what to do about it."""
+
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+
+class ConfigError(MagpieHubError):
+    """A config file is missing, unreadable or invalid."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.path = path
+        self.field = field
+        where = f"{path}: " if path else ""
+        super().__init__(f"{where}{message}", hint=hint)
+
+
+class ConfigValidationError(ConfigError):
+    """One or more fields of a config are invalid; each problem names its dotted path."""
+
+    def __init__(self, path: Path | None, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {field}: {msg}" for field, msg in problems)
+        n = len(problems)
+        super().__init__(
+            f"invalid config ({n} problem{'s' if n != 1 else ''}):\n{lines}",
+            path=path,
+            field=problems[0][0] if problems else None,
+            hint="Fix the field(s) above; `magpie-hub init` writes a commented example.",
+        )
+
+
+class UnknownNameError(MagpieHubError):
+    """A recipe, engine or template name that no loaded plugin provides."""
+
+    def __init__(self, kind: str, name: str, available: Iterable[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.available = sorted(available)
+        listed = ", ".join(self.available) or "(none loaded)"
+        super().__init__(
+            f"unknown {kind} {name!r}; available: {listed}",
+            hint=f"Pick one of the above, or install the plugin that provides {kind} {name!r} "
+            "(`magpie-hub plugins` lists what is loaded).",
+        )
+
+
+class PluginError(MagpieHubError):
+    """A plugin misbehaved: failed to import, or registered a clashing name."""
+
+    def __init__(self, plugin: str, message: str, *, hint: str | None = None) -> None:
+        self.plugin = plugin
+        super().__init__(f"plugin {plugin!r}: {message}", hint=hint)
+
+
+class MissingDependencyError(MagpieHubError):
+    """An optional dependency is needed for what was asked."""
+
+    def __init__(self, package: str, needed_for: str, install: str) -> None:
+        self.package = package
+        super().__init__(
+            f"{needed_for} needs the Python package {package!r}, which is not installed",
+            hint=f"Install it: {install}",
+        )
+
+
+class ModelNotFoundError(MagpieHubError):
+    """The configured model file or folder does not exist."""
+
+    def __init__(self, model: str, *, hint: str | None = None) -> None:
+        self.model = model
+        super().__init__(
+            f"model not found: {model}",
+            hint=hint
+            or "Give a path to a .gguf file (llamacpp) or a Hugging Face model folder "
+            "(transformers), or `embedded:smollm2` for the bundled SmolLM2-135M-Instruct.",
+        )
+
+
+class ChatTemplateError(MagpieHubError):
+    """A model has no usable chat template, or the template cannot be used for Magpie."""
+
+    def __init__(self, model: str, message: str, *, hint: str | None = None) -> None:
+        self.model = model
+        super().__init__(
+            f"{model}: {message}",
+            hint=hint
+            or "Name a template preset in the config, e.g. `engine.template = \"chatml\"` "
+            "(`magpie-hub plugins` and the README list the presets), or give "
+            "`engine.chat_template` as a Jinja string.",
+        )
+
+
+class BuildFolderError(MagpieHubError):
+    """The output folder cannot be used for this run."""
+
+    def __init__(self, path: Path, message: str, *, hint: str | None = None) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}", hint=hint)
+
+
+class GenerationError(MagpieHubError):
+    """The pipeline ran but did not produce what it should have."""

@@ -1,0 +1,167 @@
+"""Run a recipe into a build folder: resume-aware, with progress and a manifest."""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from magpie_hub import __version__
+from magpie_hub.build import BuildFolder
+from magpie_hub.config import RunConfig, redacted_dump
+from magpie_hub.errors import GenerationError
+from magpie_hub.plugins import get_registry
+from magpie_hub.registry import BuildContext
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (rows settled so far, rows requested)."""
+
+
+@dataclass
+class GenerateResult:
+    out: Path
+    manifest: dict[str, Any]
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest["status"] == "complete")
+
+
+def generate(
+    config: RunConfig,
+    out: Path,
+    *,
+    force: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> GenerateResult:
+    """Generate `config.num_rows` rows into `out`, continuing an earlier run there if any."""
+    registry = get_registry()
+    recipe = registry.recipe(config.recipe)
+    engine = registry.engine(config.engine.name)
+    model = engine.inspect_model(config.engine)
+    folder = BuildFolder(out)
+    resumed = folder.prepare(config.recipe, config.fingerprint(), force=force)
+    previous = folder.read_manifest() or {}
+    todo = folder.pending(config.num_rows)
+
+    started = time.monotonic()
+    interrupted = False
+    if todo:
+        os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
+        ctx = BuildContext(
+            config=config,
+            model=model,
+            make_llm=lambda: engine.make_llm(config.engine, model),
+            row_indices=todo,
+            chunk_dir=folder.chunks,
+            cache_dir=folder.cache,
+        )
+        pipeline = recipe.build_pipeline(ctx)
+        folder.write_manifest({**previous, **_identity(config), "status": "running"})
+        with _watch(folder, config.num_rows, on_progress):
+            try:
+                pipeline.run(use_cache=False)
+            except KeyboardInterrupt:
+                interrupted = True
+    elapsed = time.monotonic() - started
+
+    state = folder.chunk_state()
+    folder.consolidate(recipe.features, config.num_rows)
+    written = len([i for i in state.written if i < config.num_rows])
+    pending = len(folder.pending(config.num_rows))
+    if on_progress:
+        on_progress(config.num_rows - pending, config.num_rows)
+    total_seconds = previous.get("timings", {}).get("total_seconds", 0.0) + elapsed
+    manifest = {
+        **_identity(config),
+        "status": "complete" if pending == 0 else "incomplete",
+        "created": previous.get("created") or _now(),
+        "updated": _now(),
+        "config": redacted_dump(config),
+        "versions": {
+            "magpie-hub": __version__,
+            "distilabel": metadata.version("distilabel"),
+            f"engine:{engine.name}": engine.library_version(),
+            "python": platform.python_version(),
+        },
+        "model": {
+            "id": model.model_id,
+            "engine": engine.name,
+            "file": model.path.name,
+            "format": model.format,
+            "sha256": model.sha256,
+        },
+        "pre_query_template": _pre_query(recipe, ctx_model=model, config=config),
+        "seed": config.seed,
+        "counts": {
+            "requested": config.num_rows,
+            "generated": written,
+            "dropped": sum(1 for i in state.dropped if i < config.num_rows),
+            "dropped_by_reason": state.dropped_by_reason(),
+            "pending": pending,
+        },
+        "timings": {
+            "this_run_seconds": round(elapsed, 3),
+            "total_seconds": round(total_seconds, 3),
+            "rows_per_second": round(written / total_seconds, 4) if total_seconds else None,
+        },
+        "resumed": resumed,
+        "interrupted": interrupted,
+        "features": recipe.features.to_dict(),
+        "data_files": sorted(str(p.relative_to(out)) for p in folder.data.glob("*.parquet")),
+    }
+    folder.write_manifest(manifest)
+    if pending and not interrupted and not state.failed:
+        raise GenerationError(
+            f"the pipeline stopped with {pending} row(s) not generated",
+            hint=f"See the log under {folder.cache}; re-run the same command to continue.",
+        )
+    return GenerateResult(out=out, manifest=manifest)
+
+
+def _identity(config: RunConfig) -> dict[str, Any]:
+    return {"recipe": config.recipe, "fingerprint": config.fingerprint()}
+
+
+def _pre_query(recipe: Any, ctx_model: Any, config: RunConfig) -> str:
+    from magpie_hub.templates import resolve
+
+    fmt = resolve(config.engine.template, ctx_model.chat_template, model=ctx_model.model_id)
+    return fmt.instruction_prompt(getattr(config, "system_prompt", None))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class _watch:
+    """Poll committed chunks in a thread and report progress (the sink runs in a subprocess)."""
+
+    def __init__(self, folder: BuildFolder, total: int, callback: ProgressCallback | None):
+        self.folder, self.total, self.callback = folder, total, callback
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.5):
+            if self.callback:
+                try:
+                    settled = len(self.folder.chunk_state().settled)
+                except (OSError, ValueError):
+                    continue  # a marker being replaced right now
+                self.callback(min(settled, self.total), self.total)
+
+    def __enter__(self) -> _watch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()

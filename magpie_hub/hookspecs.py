@@ -1,0 +1,29 @@
+"""The hooks a magpie-hub plugin can implement. Built-ins use exactly these."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from magpie_hub.registry import Engine, Recipe
+
+hookspec = pluggy.HookspecMarker("magpie_hub")
+hookimpl = pluggy.HookimplMarker("magpie_hub")
+
+
+@hookspec
+def register_recipes(register: Callable[[Recipe], None]) -> None:
+    """Register recipes: named builders from a validated config to a distilabel Pipeline."""
+
+
+@hookspec
+def register_engines(register: Callable[[Engine], None]) -> None:
+    """Register LLM engines: how to inspect a model and make its distilabel LLM."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands or command groups to the `magpie-hub` Typer app."""

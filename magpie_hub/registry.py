@@ -1,0 +1,99 @@
+"""What plugins register: recipes and engines, and the lookup of both by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from distilabel.pipeline import Pipeline
+
+    from magpie_hub.config import EngineConfig, RunConfig
+    from magpie_hub.engines.base import ModelInfo, RawTextLLM
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a recipe needs besides its config to build a pipeline."""
+
+    config: RunConfig
+    model: ModelInfo
+    make_llm: Callable[[], RawTextLLM]
+    """Returns a fresh, unloaded distilabel LLM for the configured engine and model."""
+    row_indices: list[int]
+    """Which rows to generate (all of them, or those a resumed run still lacks)."""
+    chunk_dir: Path
+    """Where the sink step commits finished chunks."""
+    cache_dir: Path
+    """distilabel's own cache and logs for this build."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named builder from a validated config to a distilabel Pipeline."""
+
+    name: str
+    description: str
+    config_model: type[RunConfig]
+    build_pipeline: Callable[[BuildContext], Pipeline]
+    starter_config: str
+    """Commented TOML that runs as-is on the embedded model (`magpie-hub init`)."""
+    features: Any
+    """`datasets.Features` of the rows the recipe writes."""
+    plugin: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """An LLM engine: inspects a model cheaply, then makes its distilabel LLM."""
+
+    name: str
+    description: str
+    inspect_model: Callable[[EngineConfig], ModelInfo]
+    make_llm: Callable[[EngineConfig, ModelInfo], RawTextLLM]
+    library_version: Callable[[], str | None]
+    """Version of the library behind the engine, or None when it is not installed."""
+    plugin: str = field(default="", compare=False)
+
+
+@dataclass
+class Registry:
+    recipes: dict[str, Recipe] = field(default_factory=dict)
+    engines: dict[str, Engine] = field(default_factory=dict)
+
+    def recipe(self, name: str) -> Recipe:
+        from magpie_hub.errors import UnknownNameError
+
+        if name not in self.recipes:
+            raise UnknownNameError("recipe", name, self.recipes)
+        return self.recipes[name]
+
+    def engine(self, name: str) -> Engine:
+        from magpie_hub.errors import UnknownNameError
+
+        if name not in self.engines:
+            raise UnknownNameError("engine", name, self.engines)
+        return self.engines[name]
+
+    def add(self, item: Any, plugin: str) -> None:
+        from magpie_hub.errors import PluginError
+
+        if not isinstance(item, Recipe | Engine):
+            raise PluginError(plugin, f"registered {item!r}, which is neither Recipe nor Engine")
+        table: dict[str, Any] = self.recipes if isinstance(item, Recipe) else self.engines
+        kind = "recipe" if isinstance(item, Recipe) else "engine"
+        if item.name in table:
+            raise PluginError(
+                plugin,
+                f"{kind} {item.name!r} is already registered by plugin {table[item.name].plugin!r}",
+                hint="Rename one of them, or restrict plugins with MAGPIE_HUB_PLUGINS.",
+            )
+        table[item.name] = _with_plugin(item, plugin)
+
+
+def _with_plugin(item: Any, plugin: str) -> Any:
+    from dataclasses import replace
+
+    return replace(item, plugin=plugin)

@@ -1,0 +1,112 @@
+"""Engine `llamacpp`: GGUF models through llama-cpp-python, raw text prompts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from pydantic import PrivateAttr
+
+from magpie_hub.config import EngineConfig
+from magpie_hub.engines.base import Completion, ModelInfo, RawTextLLM
+from magpie_hub.engines.models import inspect_gguf, resolve_path
+from magpie_hub.errors import MissingDependencyError, ModelNotFoundError
+from magpie_hub.hookspecs import hookimpl
+from magpie_hub.registry import Engine
+
+INSTALL = (
+    "pip install 'magpie-hub[llamacpp]' (on CPUs that fault on AMX, build portably: "
+    "see the README's install notes)"
+)
+
+
+class LlamaCppLLM(RawTextLLM):
+    """llama.cpp completion of raw prompts; special tokens in the prompt are parsed as such."""
+
+    _model: Any = PrivateAttr(None)
+
+    def load(self) -> None:
+        super().load()
+        from llama_cpp import Llama
+
+        self._model = Llama(
+            model_path=self.model_path,
+            n_ctx=self.context_length,
+            n_threads=self.threads,
+            verbose=False,
+        )
+
+    def unload(self) -> None:
+        if self._model is not None:
+            self._model.close()
+            self._model = None
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        seed: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        stop: list[str],
+    ) -> Completion:
+        out = self._model.create_completion(
+            prompt,
+            max_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            stop=stop or None,
+            seed=seed,
+        )
+        choice = out["choices"][0]
+        usage = out.get("usage", {})
+        return Completion(
+            text=choice["text"],
+            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+            input_tokens=usage.get("prompt_tokens", 0),
+            output_tokens=usage.get("completion_tokens", 0),
+        )
+
+
+def _library_version() -> str | None:
+    try:
+        return metadata.version("llama-cpp-python")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def inspect_model(cfg: EngineConfig) -> ModelInfo:
+    if _library_version() is None:
+        raise MissingDependencyError("llama-cpp-python", "engine 'llamacpp'", INSTALL)
+    path, model_id = resolve_path(cfg.model)
+    if not path.is_file() or path.suffix != ".gguf":
+        raise ModelNotFoundError(
+            cfg.model,
+            hint="The llamacpp engine takes a .gguf file; for a model folder use "
+            "`engine.name = \"transformers\"`.",
+        )
+    return inspect_gguf(path, model_id, cfg.chat_template)
+
+
+def make_llm(cfg: EngineConfig, info: ModelInfo) -> RawTextLLM:
+    return LlamaCppLLM(
+        model_path=str(info.path),
+        model_id=info.model_id,
+        threads=cfg.threads,
+        context_length=cfg.context_length,
+    )
+
+
+@hookimpl
+def register_engines(register: Callable[[Engine], None]) -> None:
+    register(
+        Engine(
+            name="llamacpp",
+            description="GGUF models on CPU or GPU through llama-cpp-python (the default).",
+            inspect_model=inspect_model,
+            make_llm=make_llm,
+            library_version=_library_version,
+        )
+    )

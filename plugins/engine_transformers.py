@@ -1,0 +1,136 @@
+"""Engine `transformers`: Hugging Face model folders (or Hub ids) through transformers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import PrivateAttr
+
+from magpie_hub.config import EngineConfig
+from magpie_hub.engines.base import Completion, ModelInfo, RawTextLLM, cut_at_stop
+from magpie_hub.engines.models import inspect_hf_folder, resolve_path
+from magpie_hub.errors import MissingDependencyError, ModelNotFoundError
+from magpie_hub.hookspecs import hookimpl
+from magpie_hub.registry import Engine
+
+INSTALL = "pip install 'magpie-hub[transformers]' (install torch first for a CPU-only build)"
+
+
+class TransformersLLM(RawTextLLM):
+    """transformers `generate` on raw prompts; one prompt at a time, seeded per prompt."""
+
+    _model: Any = PrivateAttr(None)
+    _tokenizer: Any = PrivateAttr(None)
+
+    def load(self) -> None:
+        super().load()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self._model = AutoModelForCausalLM.from_pretrained(self.model_path)
+        self._model.eval()
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
+
+    def unload(self) -> None:
+        self._model = self._tokenizer = None
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        seed: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        stop: list[str],
+    ) -> Completion:
+        import torch
+
+        tok = self._tokenizer
+        ids = tok(prompt, add_special_tokens=False, return_tensors="pt")
+        torch.manual_seed(seed)
+        sample = temperature > 0
+        with torch.no_grad():
+            out = self._model.generate(
+                **ids,
+                max_new_tokens=max_new_tokens,
+                do_sample=sample,
+                temperature=temperature if sample else None,
+                top_p=top_p if sample else None,
+                top_k=None,
+                stop_strings=stop or None,
+                tokenizer=tok,
+                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+            )
+        new = out[0, ids["input_ids"].shape[1] :]
+        raw = tok.decode(new, skip_special_tokens=False)
+        ends = [*stop, tok.eos_token] if tok.eos_token else stop
+        text, stopped = cut_at_stop(raw, ends)
+        hit_eos = tok.eos_token_id is not None and len(new) and int(new[-1]) == tok.eos_token_id
+        finished = stopped or bool(hit_eos) or len(new) < max_new_tokens
+        return Completion(
+            text=text,
+            finish_reason="stop" if finished else "length",
+            input_tokens=int(ids["input_ids"].shape[1]),
+            output_tokens=len(new),
+        )
+
+
+def _library_version() -> str | None:
+    try:
+        return metadata.version("transformers")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _local_folder(cfg: EngineConfig) -> Path:
+    try:
+        path, _ = resolve_path(cfg.model)
+    except ModelNotFoundError:
+        if cfg.model.count("/") != 1 or cfg.model.startswith((".", "/", "~")):
+            raise
+        from huggingface_hub import snapshot_download
+
+        token = cfg.token.get_secret_value() if cfg.token else None
+        return Path(snapshot_download(cfg.model, token=token))
+    if not path.is_dir():
+        raise ModelNotFoundError(
+            cfg.model,
+            hint="The transformers engine takes a model folder (config.json, tokenizer, "
+            "weights); for a .gguf file use `engine.name = \"llamacpp\"`.",
+        )
+    return path
+
+
+def inspect_model(cfg: EngineConfig) -> ModelInfo:
+    if _library_version() is None:
+        raise MissingDependencyError("transformers", "engine 'transformers'", INSTALL)
+    return inspect_hf_folder(_local_folder(cfg), cfg.chat_template)
+
+
+def make_llm(cfg: EngineConfig, info: ModelInfo) -> RawTextLLM:
+    return TransformersLLM(
+        model_path=str(info.path),
+        model_id=info.model_id,
+        threads=cfg.threads,
+        context_length=cfg.context_length,
+    )
+
+
+@hookimpl
+def register_engines(register: Callable[[Engine], None]) -> None:
+    register(
+        Engine(
+            name="transformers",
+            description="Hugging Face model folders through transformers (CPU or GPU).",
+            inspect_model=inspect_model,
+            make_llm=make_llm,
+            library_version=_library_version,
+        )
+    )

@@ -1,0 +1,110 @@
+"""Recipe `magpie`: single-turn Magpie (instruction from the pre-query template, then its answer)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from datasets import Features, Value
+from distilabel.pipeline import Pipeline
+from distilabel.steps import LoadDataFromDicts
+
+from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
+from magpie_hub.hookspecs import hookimpl
+from magpie_hub.registry import BuildContext, Recipe
+from magpie_hub.steps import GenerateInstruction, GenerateResponse, WriteChunks
+from magpie_hub.templates import resolve
+
+_SAMPLING = {"temperature": Value("float64"), "top_p": Value("float64"),
+             "max_new_tokens": Value("int64")}
+FEATURES = Features(
+    {
+        "uuid": Value("string"),
+        "instruction": Value("string"),
+        "response": Value("string"),
+        "conversation": [{"role": Value("string"), "content": Value("string")}],
+        "system_prompt": Value("string"),
+        "model": Value("string"),
+        "pre_query_template": Value("string"),
+        "gen_config": {"seed": Value("int64"), "instruction": _SAMPLING, "response": _SAMPLING},
+    }
+)
+COLUMNS = ["uuid", "instruction", "response", "conversation", "system_prompt", "model"]
+
+
+class MagpieConfig(RunConfig):
+    """Config of the `magpie` recipe."""
+
+    system_prompt: str | None = None
+    instruction: InstructionSampling = InstructionSampling()
+    response: ResponseSampling = ResponseSampling()
+
+
+def build_pipeline(ctx: BuildContext) -> Pipeline:
+    cfg = ctx.config
+    assert isinstance(cfg, MagpieConfig)
+    fmt = resolve(cfg.engine.template, ctx.model.chat_template, model=ctx.model.model_id)
+    pre_query = fmt.instruction_prompt(cfg.system_prompt)
+    template = fmt.chat_template
+    gen_config = {
+        "seed": cfg.seed,
+        "instruction": cfg.instruction.model_dump(),
+        "response": cfg.response.model_dump(),
+    }
+    with Pipeline(name="magpie-hub-magpie", cache_dir=ctx.cache_dir) as pipeline:
+        rows = LoadDataFromDicts(
+            name="rows",
+            data=[{"row_index": i} for i in ctx.row_indices],
+            batch_size=cfg.batch_size,
+        )
+        instruction = GenerateInstruction(
+            name="instruction",
+            llm=ctx.make_llm(),
+            prompt=pre_query,
+            system_prompt=cfg.system_prompt,
+            stop=list(fmt.stop),
+            sampling=cfg.instruction.model_dump(),
+            seed=cfg.seed,
+            fingerprint=cfg.fingerprint(),
+            model_id=ctx.model.model_id,
+            input_batch_size=cfg.batch_size,
+        )
+        response = GenerateResponse(
+            name="response",
+            llm=ctx.make_llm(),
+            pre_query=fmt.pre_query,
+            user_to_assistant=fmt.user_to_assistant,
+            chat_template=template.source if template else None,
+            bos_token=template.bos_token if template else "",
+            eos_token=template.eos_token if template else "",
+            stop=list(fmt.stop),
+            sampling=cfg.response.model_dump(),
+            seed=cfg.seed,
+            input_batch_size=cfg.batch_size,
+        )
+        sink = WriteChunks(
+            name="write",
+            chunk_dir=str(ctx.chunk_dir),
+            columns=COLUMNS,
+            constants={"pre_query_template": pre_query, "gen_config": gen_config},
+            arrow_schema_json=json.dumps(FEATURES.to_dict()),
+            input_batch_size=cfg.batch_size,
+        )
+        rows >> instruction >> response >> sink
+    return pipeline
+
+
+@hookimpl
+def register_recipes(register: Callable[[Recipe], None]) -> None:
+    register(
+        Recipe(
+            name="magpie",
+            description="Single-turn Magpie: instruction from the pre-query template, then "
+            "the model's answer.",
+            config_model=MagpieConfig,
+            build_pipeline=build_pipeline,
+            starter_config=(Path(__file__).with_suffix(".toml")).read_text(encoding="utf-8"),
+            features=FEATURES,
+        )
+    )
