@@ -64,12 +64,15 @@ def generate(
             cache_dir=folder.cache,
         )
         pipeline = recipe.build_pipeline(ctx)
+        _quiet_datasets()
         folder.write_manifest({**previous, **_identity(config), "status": "running"})
         with _watch(folder, config.num_rows, on_progress):
             try:
                 pipeline.run(use_cache=False)
             except KeyboardInterrupt:
                 interrupted = True
+            # distilabel handles Ctrl-C itself: it stops gracefully and returns.
+            interrupted = interrupted or bool(getattr(pipeline, "_stop_called", False))
     elapsed = time.monotonic() - started
 
     state = folder.chunk_state()
@@ -135,6 +138,13 @@ def _pre_query(recipe: Any, ctx_model: Any, config: RunConfig) -> str:
 
     fmt = resolve(config.engine.template, ctx_model.chat_template, model=ctx_model.model_id)
     return fmt.instruction_prompt(getattr(config, "system_prompt", None))
+
+
+def _quiet_datasets() -> None:
+    """distilabel loads its own leaf output with `datasets` at the end; hide that progress bar."""
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()
 
 
 def _now() -> str:

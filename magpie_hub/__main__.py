@@ -1,0 +1,3 @@
+from magpie_hub.cli.main import main
+
+main()

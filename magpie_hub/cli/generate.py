@@ -1,0 +1,121 @@
+"""`magpie-hub generate`: run a recipe into a build folder, with progress and a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from magpie_hub.cli.output import err, out, print_json
+from magpie_hub.config import DEFAULT_CONFIG_NAME, load_config
+from magpie_hub.generate import GenerateResult, generate
+from magpie_hub.plugins import get_registry
+
+
+class RowsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        elapsed = task.finished_time if task.finished else task.elapsed
+        speed = task.finished_speed or task.speed or (
+            task.completed / elapsed if elapsed and task.completed else None
+        )
+        return Text(f"{speed:.2f} rows/s" if speed else "- rows/s", style="progress.data.speed")
+
+
+def generate_command(
+    config: Path = typer.Argument(Path(DEFAULT_CONFIG_NAME), help="The magpie-hub.toml to run."),
+    out_dir: Path = typer.Option(Path("build"), "--out", "-o", help="Build folder to write."),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override a config field: dotted.key=value (repeatable)."
+    ),
+    num_rows: int | None = typer.Option(None, "--num-rows", "-n", help="Override num_rows."),
+    force: bool = typer.Option(
+        False, "--force", help="Discard a build made from a different config."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Generate a dataset into a build folder; re-run to continue an interrupted build."""
+    cfg = load_config(config, get_registry(), overrides=overrides, num_rows=num_rows)
+    show = not quiet and not as_json
+    if show:
+        with Progress(
+            TextColumn("[bold]generating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            RowsPerSecond(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+        ) as bar:
+            task = bar.add_task("rows", total=cfg.num_rows)
+            result = generate(
+                cfg, out_dir, force=force,
+                on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    else:
+        result = generate(cfg, out_dir, force=force)
+    summary = summarize(result)
+    if as_json:
+        print_json(summary)
+    elif not quiet:
+        out.print(summary_table(summary))
+    if not result.complete:
+        err.print(
+            f"[yellow]Build incomplete[/] ({summary['pending']} rows pending). "
+            f"Re-run the same command to continue."
+        )
+        raise typer.Exit(code=3)
+
+
+def summarize(result: GenerateResult) -> dict[str, Any]:
+    m = result.manifest
+    return {
+        "out": str(result.out),
+        "status": m["status"],
+        "recipe": m["recipe"],
+        "model": m["model"]["id"],
+        "engine": m["model"]["engine"],
+        **{k: m["counts"][k] for k in ("requested", "generated", "dropped", "pending")},
+        "dropped_by_reason": m["counts"]["dropped_by_reason"],
+        "seconds": m["timings"]["total_seconds"],
+        "rows_per_second": m["timings"]["rows_per_second"],
+        "resumed": m["resumed"],
+        "data_files": m["data_files"],
+    }
+
+
+def summary_table(s: dict[str, Any]) -> Table:
+    table = Table(title=f"magpie-hub generate: {s['status']}", show_header=False)
+    dropped = ", ".join(f"{k}: {v}" for k, v in s["dropped_by_reason"].items())
+    rows = [
+        ("build folder", s["out"]),
+        ("recipe / model", f"{s['recipe']} / {s['model']} ({s['engine']})"),
+        ("requested", str(s["requested"])),
+        ("generated", str(s["generated"])),
+        ("dropped", f"{s['dropped']}" + (f" ({dropped})" if dropped else "")),
+        ("pending", str(s["pending"])),
+        ("time", f"{s['seconds']:.1f} s ({s['rows_per_second'] or 0:.2f} rows/s)"),
+        ("resumed", "yes" if s["resumed"] else "no"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate_command)

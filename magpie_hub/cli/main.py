@@ -1,0 +1,86 @@
+"""Entry point: builds the Typer app, adds plugin commands, renders every error in one place."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from magpie_hub import __version__
+from magpie_hub.cli import generate as generate_cmd
+from magpie_hub.cli import init as init_cmd
+from magpie_hub.cli import plugins as plugins_cmd
+from magpie_hub.cli.output import err
+from magpie_hub.errors import MagpieHubError
+
+DEBUG_ENV = "MAGPIE_HUB_DEBUG"
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer(
+        name="magpie-hub",
+        help="Make open alignment data with the Magpie method.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    ) -> None:
+        if version:
+            print(__version__)
+            raise typer.Exit()
+
+    init_cmd.register(app)
+    generate_cmd.register(app)
+    plugins_cmd.register(app)
+
+    from magpie_hub.plugins import get_plugins
+
+    loaded = get_plugins()
+    loaded.manager.hook.register_commands(cli=app)
+    return app
+
+
+def _warn_plugin_failures() -> None:
+    from magpie_hub.plugins import get_plugins
+
+    for info in get_plugins().failures:
+        err.print(
+            f"[yellow]Warning:[/] plugin {info.name!r} failed to load: {info.error} "
+            "(`magpie-hub plugins` lists plugins)",
+            highlight=False,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    try:
+        app = make_app()
+        if "plugins" not in (argv if argv is not None else sys.argv[1:]):
+            _warn_plugin_failures()
+        app(args=argv, standalone_mode=False)
+    except MagpieHubError as exc:
+        if debug:
+            raise
+        err.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        if exc.hint:
+            err.print(f"[bold]Hint:[/] {exc.hint}", highlight=False)
+        if not debug:
+            err.print(f"[dim](set {DEBUG_ENV}=1 for a traceback)[/]")
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("Aborted.")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        sys.exit(130)

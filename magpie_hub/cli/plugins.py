@@ -1,0 +1,31 @@
+"""`magpie-hub plugins`: what is loaded, from where, registering what."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from magpie_hub.cli.output import out, print_json
+from magpie_hub.plugins import get_plugins
+
+
+def plugins(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of objects."),
+) -> None:
+    """List loaded plugins: name, version, hooks, and the recipes and engines they register."""
+    infos = list(get_plugins().infos.values())
+    if as_json:
+        print_json([i.as_dict() for i in infos])
+        return
+    table = Table("name", "version", "hooks", "recipes", "engines", "status")
+    for i in infos:
+        status = f"[red]failed: {i.error}[/]" if i.error else ("built-in" if i.builtin else "ok")
+        table.add_row(
+            i.name, i.version or "?", ", ".join(i.hooks), ", ".join(i.recipes),
+            ", ".join(i.engines), status,
+        )
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plugins")(plugins)
