@@ -1,9 +1,9 @@
 """The build folder: committed chunks while running, then Parquet shards and manifest.json.
 
-    BUILD/manifest.json                what was built, how, and the counts
-    BUILD/data/train-00000-of-0000N.parquet
-    BUILD/.magpie/chunks/              one Parquet + JSON marker per finished batch
-    BUILD/.magpie/distilabel/          distilabel's pipeline cache and log
+BUILD/manifest.json                what was built, how, and the counts
+BUILD/data/train-00000-of-0000N.parquet
+BUILD/.magpie/chunks/              one Parquet + JSON marker per finished batch
+BUILD/.magpie/distilabel/          distilabel's pipeline cache and log
 """
 
 from __future__ import annotations
@@ -53,19 +53,20 @@ class BuildFolder:
             return dict(json.loads(self.manifest_path.read_text()))
         except json.JSONDecodeError as exc:
             raise BuildFolderError(
-                self.root, f"{MANIFEST} is not valid JSON ({exc})", hint="Use --force to start over."
+                self.root,
+                f"{MANIFEST} is not valid JSON ({exc})",
+                hint="Use --force to start over.",
             ) from exc
 
     def prepare(self, recipe: str, fingerprint: str, *, force: bool) -> bool:
         """Make the folder ready; True when it resumes an earlier run of the same config."""
         manifest = self.read_manifest()
-        if manifest is None and self.root.exists() and any(self.root.iterdir()):
-            if not force:
-                raise BuildFolderError(
-                    self.root,
-                    "exists, is not empty and holds no magpie-hub build",
-                    hint="Choose another --out, or pass --force to write into it anyway.",
-                )
+        if manifest is None and self.root.exists() and any(self.root.iterdir()) and not force:
+            raise BuildFolderError(
+                self.root,
+                "exists, is not empty and holds no magpie-hub build",
+                hint="Choose another --out, or pass --force to write into it anyway.",
+            )
         if manifest is not None:
             same = manifest.get("fingerprint") == fingerprint and manifest.get("recipe") == recipe
             if not same and not force:
@@ -105,7 +106,8 @@ class BuildFolder:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        tables, seen = [], set()
+        tables: list[Any] = []
+        seen: set[int] = set()
         for marker in sorted(self.chunks.glob("chunk-*.json")):
             indices = json.loads(marker.read_text())["written"]
             table = pq.read_table(marker.with_suffix(".parquet"))

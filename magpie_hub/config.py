@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from magpie_hub.errors import ConfigError, ConfigValidationError
@@ -77,16 +77,14 @@ class RunConfig(StrictModel):
 
 
 def redacted_dump(model: BaseModel) -> dict[str, Any]:
-    """The model as JSON-ready data with every secret field removed."""
-    return _drop_secrets(model.model_dump(mode="python"))
-
-
-def _drop_secrets(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_secrets(v) for k, v in value.items() if not isinstance(v, SecretStr)}
-    if isinstance(value, list):
-        return [_drop_secrets(v) for v in value]
-    return value
+    """The model as JSON-ready data with every secret field removed, set or not."""
+    data: dict[str, Any] = {}
+    for name, info in type(model).model_fields.items():
+        if "SecretStr" in str(info.annotation):
+            continue
+        value = getattr(model, name)
+        data[name] = redacted_dump(value) if isinstance(value, BaseModel) else value
+    return data
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -95,7 +93,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(
             f"--set expects dotted.key=value, got {item!r}",
-            hint='Example: --set engine.threads=2 --set instruction.temperature=0.8',
+            hint="Example: --set engine.threads=2 --set instruction.temperature=0.8",
         )
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
@@ -130,9 +128,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"not valid TOML: {exc}", path=path) from exc
 
 
-def validate(
-    data: dict[str, Any], model: type[RunConfig], path: Path | None = None
-) -> RunConfig:
+def validate(data: dict[str, Any], model: type[RunConfig], path: Path | None = None) -> RunConfig:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

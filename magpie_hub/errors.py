@@ -108,7 +108,7 @@ class ChatTemplateError(MagpieHubError):
         super().__init__(
             f"{model}: {message}",
             hint=hint
-            or "Name a template preset in the config, e.g. `engine.template = \"chatml\"` "
+            or 'Name a template preset in the config, e.g. `engine.template = "chatml"` '
             "(`magpie-hub plugins` and the README list the presets), or give "
             "`engine.chat_template` as a Jinja string.",
         )

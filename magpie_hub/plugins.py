@@ -1,4 +1,4 @@
-"""Load plugins (built-ins, then the `magpie_hub` entry-point group) and collect what they register."""
+"""Load plugins (built-ins, then the `magpie_hub` entry points); collect what they register."""
 
 from __future__ import annotations
 

@@ -63,8 +63,8 @@ class _RawTextTask(Task):
     seed: int
 
     def _complete(self, prompts: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return self.llm.generate_outputs(  # type: ignore[no-any-return]
-            inputs=prompts,  # type: ignore[arg-type]
+        return self.llm.generate_outputs(
+            inputs=prompts,
             num_generations=1,
             seeds=[row_seed(self.seed, r["row_index"], self.name) for r in rows],
             stop=self.stop,
@@ -72,7 +72,7 @@ class _RawTextTask(Task):
         )
 
     def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict:
-        return {self.outputs[0]: output}  # type: ignore[index]
+        return {self.outputs[0]: output}
 
 
 class GenerateInstruction(_RawTextTask):
@@ -91,10 +91,10 @@ class GenerateInstruction(_RawTextTask):
     def outputs(self) -> StepColumns:
         return ["instruction", "dropped_reason", "uuid", "system_prompt", "model"]
 
-    def format_input(self, input: dict[str, Any]) -> str:  # type: ignore[override]
+    def format_input(self, input: dict[str, Any]) -> str:
         return self.prompt
 
-    def process(self, inputs: StepInput) -> StepOutput:  # type: ignore[override]
+    def process(self, inputs: StepInput) -> StepOutput:
         outputs = self._complete([self.prompt] * len(inputs), inputs)
         rows = []
         for row, out in zip(inputs, outputs, strict=True):
@@ -137,10 +137,10 @@ class GenerateResponse(_RawTextTask):
         )
         return PromptFormat(self.pre_query, tuple(self.stop), self.user_to_assistant, "", template)
 
-    def format_input(self, input: dict[str, Any]) -> str:  # type: ignore[override]
+    def format_input(self, input: dict[str, Any]) -> str:
         return self.prompt_format().response_prompt(input["instruction"], input["system_prompt"])
 
-    def process(self, inputs: StepInput) -> StepOutput:  # type: ignore[override]
+    def process(self, inputs: StepInput) -> StepOutput:
         todo = [r for r in inputs if r.get("instruction") and not r.get("dropped_reason")]
         outputs = self._complete([self.format_input(r) for r in todo], todo) if todo else []
         answered = {r["row_index"]: o for r, o in zip(todo, outputs, strict=True)}
@@ -160,8 +160,14 @@ class GenerateResponse(_RawTextTask):
                 ]
                 if row.get("system_prompt") is not None:
                     conversation.insert(0, {"role": "system", "content": row["system_prompt"]})
-            rows.append({**row, "response": response, "conversation": conversation,
-                         "dropped_reason": reason})
+            rows.append(
+                {
+                    **row,
+                    "response": response,
+                    "conversation": conversation,
+                    "dropped_reason": reason,
+                }
+            )
         yield rows
 
 
@@ -187,7 +193,7 @@ class WriteChunks(Step):
     def outputs(self) -> StepColumns:
         return []
 
-    def process(self, inputs: StepInput) -> StepOutput:  # type: ignore[override]
+    def process(self, inputs: StepInput) -> StepOutput:
         import pyarrow as pa
         import pyarrow.parquet as pq
         from datasets import Features
@@ -213,8 +219,9 @@ class WriteChunks(Step):
             "failed": failed,
         }
         _atomic_write(directory / f"{stem}.json", lambda p: p.write_text(json.dumps(marker)))
-        yield [{"row_index": r["row_index"], "dropped_reason": r.get("dropped_reason")}
-               for r in inputs]
+        yield [
+            {"row_index": r["row_index"], "dropped_reason": r.get("dropped_reason")} for r in inputs
+        ]
 
 
 _NULLABLE = {"system_prompt"}

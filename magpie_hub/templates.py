@@ -48,8 +48,16 @@ PRESETS: dict[str, Preset] = {
             "phi3",
             "<s> <|user|>\n",
             "<|end|>\n<|assistant|>\n",
-            ("</s>", "<s>", "<unk>", "<|endoftext|>", "<|user|>", "<|assistant|>", "<|system|>",
-             "<|end|>"),
+            (
+                "</s>",
+                "<s>",
+                "<unk>",
+                "<|endoftext|>",
+                "<|user|>",
+                "<|assistant|>",
+                "<|system|>",
+                "<|end|>",
+            ),
         ),
         Preset(
             "phi3-small",
@@ -117,7 +125,7 @@ class PromptFormat:
             raise ChatTemplateError(
                 f"preset {self.source}",
                 "a system prompt needs the model's chat template; presets have none",
-                hint="Use `engine.template = \"auto\"` with a model that has a chat template.",
+                hint='Use `engine.template = "auto"` with a model that has a chat template.',
             )
         return self.pre_query + instruction + self.user_to_assistant
 
@@ -153,7 +161,9 @@ def derive(
         plain = template.render(messages, add_generation_prompt=False)
         opened = template.render(messages, add_generation_prompt=True)
     except TemplateRaised as exc:
-        raise ChatTemplateError(model, f"the chat template refused a plain user turn: {exc}") from exc
+        raise ChatTemplateError(
+            model, f"the chat template refused a plain user turn: {exc}"
+        ) from exc
     if _SENTINEL not in plain or _SENTINEL not in opened:
         raise ChatTemplateError(model, "the chat template does not render user messages")
     pre_query = plain.split(_SENTINEL, 1)[0]

@@ -85,7 +85,7 @@ def inspect_model(cfg: EngineConfig) -> ModelInfo:
         raise ModelNotFoundError(
             cfg.model,
             hint="The llamacpp engine takes a .gguf file; for a model folder use "
-            "`engine.name = \"transformers\"`.",
+            '`engine.name = "transformers"`.',
         )
     return inspect_gguf(path, model_id, cfg.chat_template)
 

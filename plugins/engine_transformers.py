@@ -103,7 +103,7 @@ def _local_folder(cfg: EngineConfig) -> Path:
         raise ModelNotFoundError(
             cfg.model,
             hint="The transformers engine takes a model folder (config.json, tokenizer, "
-            "weights); for a .gguf file use `engine.name = \"llamacpp\"`.",
+            'weights); for a .gguf file use `engine.name = "llamacpp"`.',
         )
     return path
 

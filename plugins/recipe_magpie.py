@@ -1,4 +1,4 @@
-"""Recipe `magpie`: single-turn Magpie (instruction from the pre-query template, then its answer)."""
+"""Recipe `magpie`: single-turn Magpie (an instruction from the pre-query template, its answer)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ from magpie_hub.registry import BuildContext, Recipe
 from magpie_hub.steps import GenerateInstruction, GenerateResponse, WriteChunks
 from magpie_hub.templates import resolve
 
-_SAMPLING = {"temperature": Value("float64"), "top_p": Value("float64"),
-             "max_new_tokens": Value("int64")}
+_SAMPLING = {
+    "temperature": Value("float64"),
+    "top_p": Value("float64"),
+    "max_new_tokens": Value("int64"),
+}
 FEATURES = Features(
     {
         "uuid": Value("string"),

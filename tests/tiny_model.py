@@ -21,8 +21,9 @@ CORPUS = [
 ] * 20
 
 
-def build_tiny_model(folder: Path, seed: int = 0) -> Path:
+def build_tiny_model(folder: Path | str, seed: int = 0) -> Path:
     """Write config, weights, tokenizer and chat template of a random tiny Llama to `folder`."""
+    folder = Path(folder)
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -81,8 +82,10 @@ def _teach_turns(model: object, tokenizer: object, steps: int = 120) -> None:
         question, _, answer = line.partition("? ")
         texts.append(
             tokenizer.apply_chat_template(  # type: ignore[attr-defined]
-                [{"role": "user", "content": question + "?"},
-                 {"role": "assistant", "content": answer}],
+                [
+                    {"role": "user", "content": question + "?"},
+                    {"role": "assistant", "content": answer},
+                ],
                 tokenize=False,
             )
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.progress import (
@@ -28,27 +28,40 @@ from magpie_hub.plugins import get_registry
 class RowsPerSecond(ProgressColumn):
     def render(self, task: Task) -> Text:
         elapsed = task.finished_time if task.finished else task.elapsed
-        speed = task.finished_speed or task.speed or (
-            task.completed / elapsed if elapsed and task.completed else None
+        speed = (
+            task.finished_speed
+            or task.speed
+            or (task.completed / elapsed if elapsed and task.completed else None)
         )
         return Text(f"{speed:.2f} rows/s" if speed else "- rows/s", style="progress.data.speed")
 
 
 def generate_command(
-    config: Path = typer.Argument(Path(DEFAULT_CONFIG_NAME), help="The magpie-hub.toml to run."),
-    out_dir: Path = typer.Option(Path("build"), "--out", "-o", help="Build folder to write."),
-    overrides: list[str] = typer.Option(
-        [], "--set", help="Override a config field: dotted.key=value (repeatable)."
+    config: Annotated[Path, typer.Argument(help="The magpie-hub.toml to run.")] = Path(
+        DEFAULT_CONFIG_NAME
     ),
-    num_rows: int | None = typer.Option(None, "--num-rows", "-n", help="Override num_rows."),
-    force: bool = typer.Option(
-        False, "--force", help="Discard a build made from a different config."
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Build folder to write.")] = Path(
+        "build"
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config field: dotted.key=value (repeatable)."),
+    ] = None,
+    num_rows: Annotated[
+        int | None, typer.Option("--num-rows", "-n", help="Override num_rows.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Discard a build made from a different config.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
+    ] = False,
 ) -> None:
     """Generate a dataset into a build folder; re-run to continue an interrupted build."""
-    cfg = load_config(config, get_registry(), overrides=overrides, num_rows=num_rows)
+    cfg = load_config(config, get_registry(), overrides=overrides or [], num_rows=num_rows)
     show = not quiet and not as_json
     if show:
         with Progress(
@@ -64,7 +77,9 @@ def generate_command(
         ) as bar:
             task = bar.add_task("rows", total=cfg.num_rows)
             result = generate(
-                cfg, out_dir, force=force,
+                cfg,
+                out_dir,
+                force=force,
                 on_progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,9 +14,11 @@ from magpie_hub.plugins import get_registry
 
 
 def init(
-    path: Path = typer.Argument(Path(DEFAULT_CONFIG_NAME), help="Where to write the config."),
-    recipe: str = typer.Option("magpie", "--recipe", "-r", help="Recipe to configure."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path(
+        DEFAULT_CONFIG_NAME
+    ),
+    recipe: Annotated[str, typer.Option("--recipe", "-r", help="Recipe to configure.")] = "magpie",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented starter config that runs as-is on the embedded model."""
     text = get_registry().recipe(recipe).starter_config

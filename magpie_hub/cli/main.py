@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
-import click
 import typer
 
 from magpie_hub import __version__
@@ -29,7 +29,9 @@ def make_app() -> typer.Typer:
 
     @app.callback()
     def _root(
-        version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+        version: Annotated[
+            bool, typer.Option("--version", help="Print the version and exit.")
+        ] = False,
     ) -> None:
         if version:
             print(__version__)
@@ -73,14 +75,19 @@ def main(argv: list[str] | None = None) -> None:
         if not debug:
             err.print(f"[dim](set {DEBUG_ENV}=1 for a traceback)[/]")
         sys.exit(1)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("Aborted.")
         sys.exit(130)
+    except typer.TyperException as exc:
+        # Typer keeps its Click copy private; usage errors are TyperExceptions with show().
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"Error: {exc}")
+        sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         err.print("Interrupted.")
         sys.exit(130)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.table import Table
 
@@ -10,7 +12,7 @@ from magpie_hub.plugins import get_plugins
 
 
 def plugins(
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of objects."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of objects.")] = False,
 ) -> None:
     """List loaded plugins: name, version, hooks, and the recipes and engines they register."""
     infos = list(get_plugins().infos.values())
@@ -21,8 +23,12 @@ def plugins(
     for i in infos:
         status = f"[red]failed: {i.error}[/]" if i.error else ("built-in" if i.builtin else "ok")
         table.add_row(
-            i.name, i.version or "?", ", ".join(i.hooks), ", ".join(i.recipes),
-            ", ".join(i.engines), status,
+            i.name,
+            i.version or "?",
+            ", ".join(i.hooks),
+            ", ".join(i.recipes),
+            ", ".join(i.engines),
+            status,
         )
     out.print(table)
 

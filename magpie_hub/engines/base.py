@@ -87,7 +87,7 @@ class RawTextLLM(LLM):
     ) -> Completion:
         """Complete one prompt."""
 
-    def generate(  # type: ignore[override]
+    def generate(
         self,
         inputs: list[str],
         num_generations: int = 1,

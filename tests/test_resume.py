@@ -1,0 +1,71 @@
+"""Resume after a real `kill -9` of a running `magpie-hub generate`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import tiny_config, write_config
+
+NUM_ROWS = 40
+
+
+def committed_rows(chunks: Path) -> list[dict]:
+    rows = []
+    for marker in sorted(chunks.glob("chunk-*.json")):
+        rows += pq.read_table(marker.with_suffix(".parquet")).to_pylist()
+    return rows
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_keeps_finished_rows_without_duplicates(tiny_model, tmp_path) -> None:
+    config = write_config(
+        tmp_path / "c.toml", tiny_config(tiny_model, num_rows=NUM_ROWS, batch_size=2)
+    )
+    out = tmp_path / "build"
+    cmd = [sys.executable, "-m", "magpie_hub", "generate", str(config), "--out", str(out), "-q"]
+    proc = subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    chunks = out / ".magpie" / "chunks"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(chunks.glob("chunk-*.json"))) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"generate ended before it could be killed: {proc.stderr.read()}"
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and distilabel's worker processes
+    proc.wait()
+
+    before = committed_rows(chunks)
+    settled = sum(
+        len(m["written"]) + len(m["dropped"])
+        for m in (json.loads(p.read_text()) for p in chunks.glob("chunk-*.json"))
+    )
+    assert 0 < settled < NUM_ROWS, "the kill did not land mid-run"
+    assert (
+        not (out / "data").exists()
+        or json.loads((out / "manifest.json").read_text())["status"] != "complete"
+    )
+
+    done = subprocess.run([*cmd[:-1], "--json"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["resumed"] is True and summary["pending"] == 0
+    assert summary["generated"] + summary["dropped"] == NUM_ROWS
+
+    final = [
+        r for f in sorted((out / "data").glob("*.parquet")) for r in pq.read_table(f).to_pylist()
+    ]
+    uuids = [r["uuid"] for r in final]
+    assert len(uuids) == len(set(uuids)) == summary["generated"]
+    by_uuid = {r["uuid"]: r for r in final}
+    for row in before:  # every row finished before the kill is kept, unchanged
+        assert by_uuid[row["uuid"]] == row

@@ -1,0 +1,34 @@
+"""A planted token in the environment and in the config reaches no output file or log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import tiny_config, write_config
+
+ENV_TOKEN = "hf_PLANTEDenvTOKEN0123456789abcdef"
+CONFIG_TOKEN = "hf_PLANTEDconfigTOKEN9876543210fedcba"
+
+
+def test_tokens_appear_in_no_output(cli, tiny_model: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", ENV_TOKEN)
+    monkeypatch.setenv("ARGILLA_API_KEY", ENV_TOKEN)
+    config = write_config(
+        tmp_path / "c.toml",
+        tiny_config(tiny_model, num_rows=2, batch_size=2).replace(
+            "[engine]\n", f'[engine]\ntoken = "{CONFIG_TOKEN}"\n'
+        ),
+    )
+    out = tmp_path / "build"
+    result = cli("generate", str(config), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.stderr
+    for text in (result.stdout, result.stderr):
+        assert ENV_TOKEN not in text and CONFIG_TOKEN not in text
+
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "manifest.json" for p in files)
+    assert any(p.suffix == ".log" for p in files), "distilabel's log should be kept in the build"
+    for path in files:
+        blob = path.read_bytes()
+        assert ENV_TOKEN.encode() not in blob, path
+        assert CONFIG_TOKEN.encode() not in blob, path

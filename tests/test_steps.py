@@ -1,0 +1,34 @@
+"""Instruction checks and per-row seeds."""
+
+from __future__ import annotations
+
+import pytest
+
+from magpie_hub.steps import check_instruction, row_seed, row_uuid
+
+
+@pytest.mark.parametrize(
+    ("raw", "finish", "expected"),
+    [
+        ("  How do I sort a list in Python?  ", "stop", ("How do I sort a list in Python?", None)),
+        ("", "stop", (None, "empty")),
+        ("   \n ", "stop", (None, "empty")),
+        ("<|im_start|>", "stop", (None, "only_markup")),
+        ("<|im_end|>\n<|im_start|>assistant", "stop", (None, "only_markup")),
+        ("assistant\nSure, here is", "stop", (None, "role_marker")),
+        ("User:\nWhat?", "stop", (None, "role_marker")),
+        ("What is 2+2?<|im_end|>\n<|im_start|>assistant", "stop", ("What is 2+2?", None)),
+        ("Tell me a long story about", "length", (None, "truncated")),
+        (None, None, (None, None)),
+    ],
+)
+def test_check_instruction(raw, finish, expected) -> None:  # type: ignore[no-untyped-def]
+    assert check_instruction(raw, finish) == expected
+
+
+def test_row_seed_is_stable_and_distinct() -> None:
+    assert row_seed(42, 3, "instruction") == row_seed(42, 3, "instruction")
+    seeds = {row_seed(42, i, "instruction") for i in range(1000)}
+    assert len(seeds) == 1000
+    assert row_seed(42, 3, "instruction") != row_seed(42, 3, "response")
+    assert row_uuid("abc", 1) == row_uuid("abc", 1) != row_uuid("abc", 2)
