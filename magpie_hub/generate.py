@@ -16,9 +16,11 @@ from typing import Any
 from magpie_hub import __version__
 from magpie_hub.build import BuildFolder
 from magpie_hub.config import RunConfig, redacted_dump
+from magpie_hub.engines.base import ModelInfo
 from magpie_hub.errors import GenerationError
 from magpie_hub.plugins import get_registry
-from magpie_hub.registry import BuildContext
+from magpie_hub.registry import BuildContext, Engine, Recipe
+from magpie_hub.templates import resolve
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (rows settled so far, rows requested)."""
@@ -34,6 +36,41 @@ class GenerateResult:
         return bool(self.manifest["status"] == "complete")
 
 
+@dataclass
+class BuildPlan:
+    """What a run will do, checked before anything is generated."""
+
+    config: RunConfig
+    recipe: Recipe
+    engine: Engine
+    model: ModelInfo
+    folder: BuildFolder
+    todo: list[int]
+    resumed: bool
+    previous: dict[str, Any]
+
+
+def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPlan:
+    """Resolve recipe, engine and model, and prepare the folder; raises before any work."""
+    registry = get_registry()
+    recipe = registry.recipe(config.recipe)
+    engine = registry.engine(config.engine.name)
+    model = engine.inspect_model(config.engine)
+    _pre_query(config, model)  # a model without a usable chat template fails here
+    folder = BuildFolder(out)
+    resumed = folder.prepare(config.recipe, config.fingerprint(), force=force)
+    return BuildPlan(
+        config=config,
+        recipe=recipe,
+        engine=engine,
+        model=model,
+        folder=folder,
+        todo=folder.pending(config.num_rows),
+        resumed=resumed,
+        previous=folder.read_manifest() or {},
+    )
+
+
 def generate(
     config: RunConfig,
     out: Path,
@@ -42,30 +79,27 @@ def generate(
     on_progress: ProgressCallback | None = None,
 ) -> GenerateResult:
     """Generate `config.num_rows` rows into `out`, continuing an earlier run there if any."""
-    registry = get_registry()
-    recipe = registry.recipe(config.recipe)
-    engine = registry.engine(config.engine.name)
-    model = engine.inspect_model(config.engine)
-    folder = BuildFolder(out)
-    resumed = folder.prepare(config.recipe, config.fingerprint(), force=force)
-    previous = folder.read_manifest() or {}
-    todo = folder.pending(config.num_rows)
+    return run_build(plan_build(config, out, force=force), on_progress=on_progress)
 
+
+def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -> GenerateResult:
+    """Run the planned pipeline, then consolidate the shards and write the manifest."""
+    config, folder, model, engine = plan.config, plan.folder, plan.model, plan.engine
     started = time.monotonic()
     interrupted = False
-    if todo:
+    if plan.todo:
         os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
         ctx = BuildContext(
             config=config,
             model=model,
             make_llm=lambda: engine.make_llm(config.engine, model),
-            row_indices=todo,
+            row_indices=plan.todo,
             chunk_dir=folder.chunks,
             cache_dir=folder.cache,
         )
-        pipeline = recipe.build_pipeline(ctx)
+        pipeline = plan.recipe.build_pipeline(ctx)
         _quiet_datasets()
-        folder.write_manifest({**previous, **_identity(config), "status": "running"})
+        folder.write_manifest({**plan.previous, **_identity(config), "status": "running"})
         with _watch(folder, config.num_rows, on_progress):
             try:
                 pipeline.run(use_cache=False)
@@ -76,16 +110,16 @@ def generate(
     elapsed = time.monotonic() - started
 
     state = folder.chunk_state()
-    folder.consolidate(recipe.features, config.num_rows)
+    folder.consolidate(plan.recipe.features, config.num_rows)
     written = len([i for i in state.written if i < config.num_rows])
     pending = len(folder.pending(config.num_rows))
     if on_progress:
         on_progress(config.num_rows - pending, config.num_rows)
-    total_seconds = previous.get("timings", {}).get("total_seconds", 0.0) + elapsed
+    total_seconds = plan.previous.get("timings", {}).get("total_seconds", 0.0) + elapsed
     manifest = {
         **_identity(config),
         "status": "complete" if pending == 0 else "incomplete",
-        "created": previous.get("created") or _now(),
+        "created": plan.previous.get("created") or _now(),
         "updated": _now(),
         "config": redacted_dump(config),
         "versions": {
@@ -101,7 +135,7 @@ def generate(
             "format": model.format,
             "sha256": model.sha256,
         },
-        "pre_query_template": _pre_query(recipe, ctx_model=model, config=config),
+        "pre_query_template": _pre_query(config, model),
         "seed": config.seed,
         "counts": {
             "requested": config.num_rows,
@@ -115,10 +149,12 @@ def generate(
             "total_seconds": round(total_seconds, 3),
             "rows_per_second": round(written / total_seconds, 4) if total_seconds else None,
         },
-        "resumed": resumed,
+        "resumed": plan.resumed,
         "interrupted": interrupted,
-        "features": recipe.features.to_dict(),
-        "data_files": sorted(str(p.relative_to(out)) for p in folder.data.glob("*.parquet")),
+        "features": plan.recipe.features.to_dict(),
+        "data_files": sorted(
+            str(p.relative_to(folder.root)) for p in folder.data.glob("*.parquet")
+        ),
     }
     folder.write_manifest(manifest)
     if pending and not interrupted and not state.failed:
@@ -126,17 +162,15 @@ def generate(
             f"the pipeline stopped with {pending} row(s) not generated",
             hint=f"See the log under {folder.cache}; re-run the same command to continue.",
         )
-    return GenerateResult(out=out, manifest=manifest)
+    return GenerateResult(out=folder.root, manifest=manifest)
 
 
 def _identity(config: RunConfig) -> dict[str, Any]:
     return {"recipe": config.recipe, "fingerprint": config.fingerprint()}
 
 
-def _pre_query(recipe: Any, ctx_model: Any, config: RunConfig) -> str:
-    from magpie_hub.templates import resolve
-
-    fmt = resolve(config.engine.template, ctx_model.chat_template, model=ctx_model.model_id)
+def _pre_query(config: RunConfig, model: ModelInfo) -> str:
+    fmt = resolve(config.engine.template, model.chat_template, model=model.model_id)
     return fmt.instruction_prompt(getattr(config, "system_prompt", None))
 
 

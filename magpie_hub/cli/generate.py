@@ -21,7 +21,7 @@ from rich.text import Text
 
 from magpie_hub.cli.output import err, out, print_json
 from magpie_hub.config import DEFAULT_CONFIG_NAME, load_config
-from magpie_hub.generate import GenerateResult, generate
+from magpie_hub.generate import GenerateResult, plan_build, run_build
 from magpie_hub.plugins import get_registry
 
 
@@ -62,6 +62,7 @@ def generate_command(
 ) -> None:
     """Generate a dataset into a build folder; re-run to continue an interrupted build."""
     cfg = load_config(config, get_registry(), overrides=overrides or [], num_rows=num_rows)
+    plan = plan_build(cfg, out_dir, force=force)
     show = not quiet and not as_json
     if show:
         with Progress(
@@ -76,14 +77,11 @@ def generate_command(
             console=err,
         ) as bar:
             task = bar.add_task("rows", total=cfg.num_rows)
-            result = generate(
-                cfg,
-                out_dir,
-                force=force,
-                on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            result = run_build(
+                plan, on_progress=lambda done, total: bar.update(task, completed=done, total=total)
             )
     else:
-        result = generate(cfg, out_dir, force=force)
+        result = run_build(plan)
     summary = summarize(result)
     if as_json:
         print_json(summary)

@@ -8,7 +8,8 @@ from typing import Any
 from rich.console import Console
 
 out = Console()
-err = Console(stderr=True)
+# Messages on stderr keep their lines whole: a path or a hint must stay copy-pasteable.
+err = Console(stderr=True, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

@@ -1,0 +1,38 @@
+"""The wheel ships the library, the built-in plugins (with their starter configs) and the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).parent.parent
+
+
+def test_wheel_contents(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            str(REPO),
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("magpie_hub-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for plugin in (REPO / "plugins").glob("*.py"):
+        assert f"magpie_hub_plugins/{plugin.name}" in names
+    assert "magpie_hub_plugins/recipe_magpie.toml" in names
+    assert "magpie_hub/py.typed" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "magpie-hub = magpie_hub.cli.main:main" in text
