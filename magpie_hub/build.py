@@ -45,6 +45,7 @@ class BuildFolder:
         self.cache = self.work / "distilabel"
         self.data = root / "data"
         self.manifest_path = root / MANIFEST
+        self._markers: dict[str, dict[str, Any]] = {}
 
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.manifest_path.exists():
@@ -58,8 +59,9 @@ class BuildFolder:
                 hint="Use --force to start over.",
             ) from exc
 
-    def prepare(self, recipe: str, fingerprint: str, *, force: bool) -> bool:
-        """Make the folder ready; True when it resumes an earlier run of the same config."""
+    def prepare(self, identity: dict[str, str], *, force: bool) -> bool:
+        """Make the folder ready for a build with this identity (recipe, config and model
+        fingerprints); True when it resumes an earlier run of the same build."""
         manifest = self.read_manifest()
         if manifest is None and self.root.exists() and any(self.root.iterdir()) and not force:
             raise BuildFolderError(
@@ -68,20 +70,24 @@ class BuildFolder:
                 hint="Choose another --out, or pass --force to write into it anyway.",
             )
         if manifest is not None:
-            same = manifest.get("fingerprint") == fingerprint and manifest.get("recipe") == recipe
+            same = all(manifest.get(k) == v for k, v in identity.items())
             if not same and not force:
                 raise BuildFolderError(
                     self.root,
-                    "was built from a different config (recipe, model or settings differ)",
+                    "was built from a different config or model (recipe, settings or model file "
+                    "differ)",
                     hint="Use another --out, or --force to discard that build and start over.",
                 )
             if not same:
                 self.clear()
                 manifest = None
         self.chunks.mkdir(parents=True, exist_ok=True)
+        if manifest is None:  # claim the folder before any work, so a kill leaves it resumable
+            self.write_manifest({**identity, "status": "running"})
         return manifest is not None
 
     def clear(self) -> None:
+        self._markers.clear()
         for path in (self.work, self.data):
             shutil.rmtree(path, ignore_errors=True)
         self.manifest_path.unlink(missing_ok=True)
@@ -90,12 +96,18 @@ class BuildFolder:
         """Read every committed marker; a Parquet without its marker does not count."""
         state = ChunkState()
         for marker in sorted(self.chunks.glob("chunk-*.json")):
-            data = json.loads(marker.read_text())
+            data = self._read_marker(marker)
             state.written += data["written"]
             state.dropped.update({int(k): v for k, v in data["dropped"].items()})
             state.failed |= set(data["failed"])
         state.failed -= state.settled
         return state
+
+    def _read_marker(self, marker: Path) -> dict[str, Any]:
+        """Markers never change once written, so each is read from disk once."""
+        if marker.name not in self._markers:
+            self._markers[marker.name] = json.loads(marker.read_text())
+        return self._markers[marker.name]
 
     def pending(self, num_rows: int) -> list[int]:
         settled = self.chunk_state().settled
@@ -109,7 +121,7 @@ class BuildFolder:
         tables: list[Any] = []
         seen: set[int] = set()
         for marker in sorted(self.chunks.glob("chunk-*.json")):
-            indices = json.loads(marker.read_text())["written"]
+            indices = self._read_marker(marker)["written"]
             table = pq.read_table(marker.with_suffix(".parquet"))
             keep = [n for n, i in enumerate(indices) if i < num_rows and i not in seen]
             seen.update(indices[n] for n in keep)

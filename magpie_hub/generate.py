@@ -58,7 +58,7 @@ def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPla
     model = engine.inspect_model(config.engine)
     _pre_query(config, model)  # a model without a usable chat template fails here
     folder = BuildFolder(out)
-    resumed = folder.prepare(config.recipe, config.fingerprint(), force=force)
+    resumed = folder.prepare(_identity(config, model), force=force)
     return BuildPlan(
         config=config,
         recipe=recipe,
@@ -99,7 +99,7 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
         )
         pipeline = plan.recipe.build_pipeline(ctx)
         _quiet_datasets()
-        folder.write_manifest({**plan.previous, **_identity(config), "status": "running"})
+        folder.write_manifest({**plan.previous, **_identity(config, model), "status": "running"})
         with _watch(folder, config.num_rows, on_progress):
             try:
                 pipeline.run(use_cache=False)
@@ -117,7 +117,7 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
         on_progress(config.num_rows - pending, config.num_rows)
     total_seconds = plan.previous.get("timings", {}).get("total_seconds", 0.0) + elapsed
     manifest = {
-        **_identity(config),
+        **_identity(config, model),
         "status": "complete" if pending == 0 else "incomplete",
         "created": plan.previous.get("created") or _now(),
         "updated": _now(),
@@ -165,8 +165,13 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
     return GenerateResult(out=folder.root, manifest=manifest)
 
 
-def _identity(config: RunConfig) -> dict[str, Any]:
-    return {"recipe": config.recipe, "fingerprint": config.fingerprint()}
+def _identity(config: RunConfig, model: ModelInfo) -> dict[str, str]:
+    """What makes two runs the same build: a folder holds rows of one identity only."""
+    return {
+        "recipe": config.recipe,
+        "fingerprint": config.fingerprint(),
+        "model_sha256": model.sha256,
+    }
 
 
 def _pre_query(config: RunConfig, model: ModelInfo) -> str:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import metadata
 from typing import Any
 
 from pydantic import PrivateAttr
 
 from magpie_hub.config import EngineConfig
-from magpie_hub.engines.base import Completion, ModelInfo, RawTextLLM
+from magpie_hub.engines.base import (
+    Completion,
+    ModelInfo,
+    RawTextLLM,
+    Sampling,
+    distribution_version,
+)
 from magpie_hub.engines.models import inspect_gguf, resolve_path
 from magpie_hub.errors import MissingDependencyError, ModelNotFoundError
 from magpie_hub.hookspecs import hookimpl
@@ -42,22 +47,13 @@ class LlamaCppLLM(RawTextLLM):
             self._model.close()
             self._model = None
 
-    def complete(
-        self,
-        prompt: str,
-        *,
-        seed: int,
-        temperature: float,
-        top_p: float,
-        max_new_tokens: int,
-        stop: list[str],
-    ) -> Completion:
+    def complete(self, prompt: str, *, seed: int, sampling: Sampling) -> Completion:
         out = self._model.create_completion(
             prompt,
-            max_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            stop=stop or None,
+            max_tokens=sampling.max_new_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            stop=list(sampling.stop) or None,
             seed=seed,
         )
         choice = out["choices"][0]
@@ -71,10 +67,7 @@ class LlamaCppLLM(RawTextLLM):
 
 
 def _library_version() -> str | None:
-    try:
-        return metadata.version("llama-cpp-python")
-    except metadata.PackageNotFoundError:
-        return None
+    return distribution_version("llama-cpp-python")
 
 
 def inspect_model(cfg: EngineConfig) -> ModelInfo:
@@ -90,15 +83,6 @@ def inspect_model(cfg: EngineConfig) -> ModelInfo:
     return inspect_gguf(path, model_id, cfg.chat_template)
 
 
-def make_llm(cfg: EngineConfig, info: ModelInfo) -> RawTextLLM:
-    return LlamaCppLLM(
-        model_path=str(info.path),
-        model_id=info.model_id,
-        threads=cfg.threads,
-        context_length=cfg.context_length,
-    )
-
-
 @hookimpl
 def register_engines(register: Callable[[Engine], None]) -> None:
     register(
@@ -106,7 +90,7 @@ def register_engines(register: Callable[[Engine], None]) -> None:
             name="llamacpp",
             description="GGUF models on CPU or GPU through llama-cpp-python (the default).",
             inspect_model=inspect_model,
-            make_llm=make_llm,
+            make_llm=LlamaCppLLM.for_model,
             library_version=_library_version,
         )
     )

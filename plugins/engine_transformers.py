@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pydantic import PrivateAttr
 
 from magpie_hub.config import EngineConfig
-from magpie_hub.engines.base import Completion, ModelInfo, RawTextLLM, cut_at_stop
+from magpie_hub.engines.base import (
+    Completion,
+    ModelInfo,
+    RawTextLLM,
+    Sampling,
+    cut_at_stop,
+    distribution_version,
+)
 from magpie_hub.engines.models import inspect_hf_folder, resolve_path
 from magpie_hub.errors import MissingDependencyError, ModelNotFoundError
 from magpie_hub.hookspecs import hookimpl
@@ -40,18 +46,15 @@ class TransformersLLM(RawTextLLM):
     def unload(self) -> None:
         self._model = self._tokenizer = None
 
-    def complete(
-        self,
-        prompt: str,
-        *,
-        seed: int,
-        temperature: float,
-        top_p: float,
-        max_new_tokens: int,
-        stop: list[str],
-    ) -> Completion:
+    def complete(self, prompt: str, *, seed: int, sampling: Sampling) -> Completion:
         import torch
 
+        temperature, top_p, max_new_tokens = (
+            sampling.temperature,
+            sampling.top_p,
+            sampling.max_new_tokens,
+        )
+        stop = list(sampling.stop)
         tok = self._tokenizer
         ids = tok(prompt, add_special_tokens=False, return_tensors="pt")
         torch.manual_seed(seed)
@@ -83,10 +86,7 @@ class TransformersLLM(RawTextLLM):
 
 
 def _library_version() -> str | None:
-    try:
-        return metadata.version("transformers")
-    except metadata.PackageNotFoundError:
-        return None
+    return distribution_version("transformers")
 
 
 def _local_folder(cfg: EngineConfig) -> Path:
@@ -114,15 +114,6 @@ def inspect_model(cfg: EngineConfig) -> ModelInfo:
     return inspect_hf_folder(_local_folder(cfg), cfg.chat_template)
 
 
-def make_llm(cfg: EngineConfig, info: ModelInfo) -> RawTextLLM:
-    return TransformersLLM(
-        model_path=str(info.path),
-        model_id=info.model_id,
-        threads=cfg.threads,
-        context_length=cfg.context_length,
-    )
-
-
 @hookimpl
 def register_engines(register: Callable[[Engine], None]) -> None:
     register(
@@ -130,7 +121,7 @@ def register_engines(register: Callable[[Engine], None]) -> None:
             name="transformers",
             description="Hugging Face model folders through transformers (CPU or GPU).",
             inspect_model=inspect_model,
-            make_llm=make_llm,
+            make_llm=TransformersLLM.for_model,
             library_version=_library_version,
         )
     )

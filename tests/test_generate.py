@@ -127,7 +127,7 @@ def test_a_different_config_is_refused_unless_forced(cli, tiny_model, tmp_path) 
     assert cli("generate", str(config), "--out", out, "--quiet").exit_code == 0
     refused = cli("generate", str(config), "--out", out, "--set", "seed=8")
     assert refused.exit_code == 1
-    assert "different config" in refused.stderr and "--force" in refused.stderr
+    assert "different config or model" in refused.stderr and "--force" in refused.stderr
     forced = cli("generate", str(config), "--out", out, "--set", "seed=8", "--force", "--json")
     assert forced.exit_code == 0
     assert json.loads((tmp_path / "b/manifest.json").read_text())["seed"] == 8
@@ -139,3 +139,18 @@ def test_a_folder_with_other_files_is_refused(cli, tiny_model, tmp_path) -> None
     (tmp_path / "b" / "notes.txt").write_text("mine")
     result = cli("generate", str(config), "--out", str(tmp_path / "b"))
     assert result.exit_code == 1 and "holds no magpie-hub build" in result.stderr
+
+
+def test_a_changed_model_file_is_refused(cli, tiny_model, tmp_path) -> None:
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    config = write_config(tmp_path / "c.toml", tiny_config(model, num_rows=2, batch_size=2))
+    out = str(tmp_path / "b")
+    assert cli("generate", str(config), "--out", out, "--quiet").exit_code == 0
+    with (model / "generation_config.json").open("a") as fh:
+        fh.write("\n")  # same path, different bytes
+    refused = cli("generate", str(config), "--out", out)
+    assert refused.exit_code == 1
+    assert "different config or model" in refused.stderr

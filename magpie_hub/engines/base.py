@@ -11,13 +11,17 @@ from __future__ import annotations
 import hashlib
 from abc import abstractmethod
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distilabel.models.llms.base import LLM
 from pydantic import Field
 
 from magpie_hub.chat_template import ChatTemplate
+
+if TYPE_CHECKING:
+    from magpie_hub.config import EngineConfig
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,16 @@ class ModelInfo:
     format: str
     """`gguf` or `hf` (a Hugging Face model folder)."""
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to sample one completion."""
+
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def distribution_version(name: str) -> str | None:
+    """Installed version of a distribution, or None when it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     """Cut `text` at the first stop string; say whether one was found."""
     cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
@@ -70,21 +92,22 @@ class RawTextLLM(LLM):
     context_length: int = 2048
     structured_output: Any = Field(default=None, exclude=True)
 
+    @classmethod
+    def for_model(cls, cfg: EngineConfig, info: ModelInfo) -> RawTextLLM:
+        """An unloaded LLM for the configured engine settings and the inspected model."""
+        return cls(
+            model_path=str(info.path),
+            model_id=info.model_id,
+            threads=cfg.threads,
+            context_length=cfg.context_length,
+        )
+
     @property
     def model_name(self) -> str:
         return self.model_id
 
     @abstractmethod
-    def complete(
-        self,
-        prompt: str,
-        *,
-        seed: int,
-        temperature: float,
-        top_p: float,
-        max_new_tokens: int,
-        stop: list[str],
-    ) -> Completion:
+    def complete(self, prompt: str, *, seed: int, sampling: Sampling) -> Completion:
         """Complete one prompt."""
 
     def generate(
@@ -101,15 +124,9 @@ class RawTextLLM(LLM):
         """distilabel's entry point; `seeds` holds one seed per prompt (default 0, 1, ...)."""
         outputs = []
         for prompt, seed in zip(inputs, seeds or range(len(inputs)), strict=True):
+            sampling = Sampling(temperature, top_p, max_new_tokens, tuple(stop or ()))
             done = [
-                self.complete(
-                    prompt,
-                    seed=seed + g,
-                    temperature=temperature,
-                    top_p=top_p,
-                    max_new_tokens=max_new_tokens,
-                    stop=list(stop or []),
-                )
+                self.complete(prompt, seed=seed + g, sampling=sampling)
                 for g in range(num_generations)
             ]
             outputs.append(
