@@ -120,7 +120,3 @@ class BuildFolderError(MagpieHubError):
     def __init__(self, path: Path, message: str, *, hint: str | None = None) -> None:
         self.path = path
         super().__init__(f"{path}: {message}", hint=hint)
-
-
-class GenerationError(MagpieHubError):
-    """The pipeline ran but did not produce what it should have."""

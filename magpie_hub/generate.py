@@ -17,7 +17,6 @@ from magpie_hub import __version__
 from magpie_hub.build import BuildFolder
 from magpie_hub.config import RunConfig, redacted_dump
 from magpie_hub.engines.base import ModelInfo
-from magpie_hub.errors import GenerationError
 from magpie_hub.plugins import get_registry
 from magpie_hub.registry import BuildContext, Engine, Recipe
 from magpie_hub.templates import resolve
@@ -30,6 +29,7 @@ ProgressCallback = Callable[[int, int], None]
 class GenerateResult:
     out: Path
     manifest: dict[str, Any]
+    log_dir: Path
 
     @property
     def complete(self) -> bool:
@@ -86,7 +86,6 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
     """Run the planned pipeline, then consolidate the shards and write the manifest."""
     config, folder, model, engine = plan.config, plan.folder, plan.model, plan.engine
     started = time.monotonic()
-    interrupted = False
     if plan.todo:
         os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
         ctx = BuildContext(
@@ -100,13 +99,10 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
         pipeline = plan.recipe.build_pipeline(ctx)
         _quiet_datasets()
         folder.write_manifest({**plan.previous, **_identity(config, model), "status": "running"})
+        # distilabel handles Ctrl-C itself: it stops the steps gracefully and returns, as
+        # it does when a step fails; rows left pending then say the run stopped early.
         with _watch(folder, config.num_rows, on_progress):
-            try:
-                pipeline.run(use_cache=False)
-            except KeyboardInterrupt:
-                interrupted = True
-            # distilabel handles Ctrl-C itself: it stops gracefully and returns.
-            interrupted = interrupted or bool(getattr(pipeline, "_stop_called", False))
+            pipeline.run(use_cache=False)
     elapsed = time.monotonic() - started
 
     state = folder.chunk_state()
@@ -150,19 +146,14 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
             "rows_per_second": round(written / total_seconds, 4) if total_seconds else None,
         },
         "resumed": plan.resumed,
-        "interrupted": interrupted,
+        "failed_rows": len(state.failed),
         "features": plan.recipe.features.to_dict(),
         "data_files": sorted(
             str(p.relative_to(folder.root)) for p in folder.data.glob("*.parquet")
         ),
     }
     folder.write_manifest(manifest)
-    if pending and not interrupted and not state.failed:
-        raise GenerationError(
-            f"the pipeline stopped with {pending} row(s) not generated",
-            hint=f"See the log under {folder.cache}; re-run the same command to continue.",
-        )
-    return GenerateResult(out=folder.root, manifest=manifest)
+    return GenerateResult(out=folder.root, manifest=manifest, log_dir=folder.cache)
 
 
 def _identity(config: RunConfig, model: ModelInfo) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Resume after a real `kill -9` of a running `magpie-hub generate`."""
+"""Resume after a real `kill -9`, or a Ctrl-C, of a running `magpie-hub generate`."""
 
 from __future__ import annotations
 
@@ -25,7 +25,10 @@ def committed_rows(chunks: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_kill_9_then_rerun_keeps_finished_rows_without_duplicates(tiny_model, tmp_path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_interrupt_then_rerun_keeps_finished_rows_without_duplicates(
+    sig: signal.Signals, tiny_model: Path, tmp_path: Path
+) -> None:
     config = write_config(
         tmp_path / "c.toml", tiny_config(tiny_model, num_rows=NUM_ROWS, batch_size=2)
     )
@@ -41,8 +44,14 @@ def test_kill_9_then_rerun_keeps_finished_rows_without_duplicates(tiny_model, tm
             break
         time.sleep(0.05)
     assert proc.poll() is None, f"generate ended before it could be killed: {proc.stderr.read()}"
-    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and distilabel's worker processes
-    proc.wait()
+    os.killpg(proc.pid, sig)  # the CLI and distilabel's workers, as a terminal does
+    proc.wait(timeout=120)
+    if sig == signal.SIGINT:  # a graceful stop: says what happened and how to go on
+        assert proc.returncode == 3
+        message = proc.stderr.read().decode()
+        assert "Build incomplete" in message and "re-run the same command" in message
+        status = json.loads((out / "manifest.json").read_text())["status"]
+        assert status == "incomplete"
 
     before = committed_rows(chunks)
     settled = sum(

@@ -88,9 +88,12 @@ def generate_command(
     elif not quiet:
         out.print(summary_table(summary))
     if not result.complete:
+        failed = result.manifest["failed_rows"]
+        why = f"{failed} row(s) failed in the engine" if failed else "the run stopped early"
         err.print(
-            f"[yellow]Build incomplete[/] ({summary['pending']} rows pending). "
-            f"Re-run the same command to continue."
+            f"[yellow]Build incomplete:[/] {summary['pending']} row(s) pending; {why} "
+            f"(interrupted, or a step failed: see the log under {result.log_dir}). "
+            "Finished rows are kept; re-run the same command to continue."
         )
         raise typer.Exit(code=3)
 

@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> None:
         app = make_app()
         if "plugins" not in (argv if argv is not None else sys.argv[1:]):
             _warn_plugin_failures()
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode, Click returns the code of a `typer.Exit` instead of raising.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except MagpieHubError as exc:
         if debug:
             raise
