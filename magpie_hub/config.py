@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -50,6 +50,8 @@ class EngineConfig(StrictModel):
     model: str = "embedded:smollm2"
     template: str = "auto"
     """`auto` derives the pre-query template from the model's chat template; else a preset name."""
+    template_system: Literal["default", "none"] = "default"
+    """With `auto`: keep (`default`) or leave out (`none`) a system block the template injects."""
     chat_template: str | None = None
     """A Jinja chat template that replaces the model's own."""
     context_length: int = Field(2048, ge=256)

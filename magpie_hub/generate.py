@@ -166,7 +166,12 @@ def _identity(config: RunConfig, model: ModelInfo) -> dict[str, str]:
 
 
 def _pre_query(config: RunConfig, model: ModelInfo) -> str:
-    fmt = resolve(config.engine.template, model.chat_template, model=model.model_id)
+    fmt = resolve(
+        config.engine.template,
+        model.chat_template,
+        model=model.model_id,
+        template_system=config.engine.template_system,
+    )
     return fmt.instruction_prompt(getattr(config, "system_prompt", None))
 
 

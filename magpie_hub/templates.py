@@ -100,7 +100,6 @@ PRESETS["llama2"] = Preset(
 
 # Special-token-looking markers: <|eot_id|>, <end_of_turn>, </s>, [INST] ...
 _MARKER = re.compile(r"<\|[^|<>\s]+\|>|</?[a-z_]+>|\[/?INST\]")
-_SENTINEL = "\u2063MAGPIEHUBSENTINEL\u2063"
 
 
 @dataclass(frozen=True)
@@ -113,6 +112,7 @@ class PromptFormat:
     source: str
     """`auto` (derived from the chat template) or the preset name."""
     chat_template: ChatTemplate | None = field(default=None, compare=False)
+    assistant_to_user: str | None = None
 
     def response_prompt(self, instruction: str, system_prompt: str | None = None) -> str:
         """The text the model completes to answer `instruction`."""
@@ -137,7 +137,7 @@ class PromptFormat:
                 f"preset {self.source}",
                 "a system prompt needs the model's chat template; presets have none",
             )
-        return derive(self.chat_template, system_prompt=system_prompt).pre_query
+        return derive(self.chat_template, system_prompt=system_prompt, model=self.source).pre_query
 
 
 def preset(name: str) -> Preset:
@@ -151,27 +151,30 @@ def matching_preset(pre_query: str) -> Preset | None:
 
 
 def derive(
-    template: ChatTemplate, *, system_prompt: str | None = None, model: str = "model"
+    template: ChatTemplate,
+    *,
+    system_prompt: str | None = None,
+    template_system: str = "default",
+    model: str = "model",
 ) -> PromptFormat:
-    """Derive the pre-query template, turn switch and stop strings by rendering sentinels."""
-    messages = [{"role": "user", "content": _SENTINEL}]
+    """Derive the pre-query template, turn switches and stop strings by rendering sentinels.
+
+    `template_system="default"` keeps what the template renders before the first user turn
+    (a default system block included); `"none"` leaves out a block the template injects.
+    """
+    turns = _turn_pieces(template, model)
     if system_prompt is not None:
-        messages.insert(0, {"role": "system", "content": system_prompt})
-    try:
-        plain = template.render(messages, add_generation_prompt=False)
-        opened = template.render(messages, add_generation_prompt=True)
-    except TemplateRaised as exc:
-        raise ChatTemplateError(
-            model, f"the chat template refused a plain user turn: {exc}"
-        ) from exc
-    if _SENTINEL not in plain or _SENTINEL not in opened:
-        raise ChatTemplateError(model, "the chat template does not render user messages")
-    pre_query = plain.split(_SENTINEL, 1)[0]
-    user_to_assistant = opened.split(_SENTINEL, 1)[1]
-    if not user_to_assistant.strip():
-        raise ChatTemplateError(model, "the chat template adds no assistant header")
+        pre_query = _cut(template, [_system(system_prompt), _user(_S1)], _S1, model)[0]
+    elif template_system == "none":
+        emits_bos = bool(template.bos_token) and "bos_token" in template.source
+        lead = (
+            template.bos_token if emits_bos and turns.first.startswith(template.bos_token) else ""
+        )
+        pre_query = lead + turns.user_open if turns.user_open else turns.first
+    else:
+        pre_query = turns.first
     stops: list[str] = []
-    for marker in [*_MARKER.findall(user_to_assistant), template.eos_token]:
+    for marker in [*_MARKER.findall(turns.user_to_assistant), template.eos_token]:
         if marker and marker not in stops:
             stops.append(marker)
     known = matching_preset(pre_query)
@@ -180,13 +183,79 @@ def derive(
     return PromptFormat(
         pre_query=pre_query,
         stop=tuple(stops),
-        user_to_assistant=user_to_assistant,
+        user_to_assistant=turns.user_to_assistant,
         source="auto",
         chat_template=template,
+        assistant_to_user=turns.assistant_to_user,
     )
 
 
-def resolve(name: str, template: ChatTemplate | None, *, model: str) -> PromptFormat:
+_S1, _S2, _A = (f"\u2063MAGPIEHUB{n}\u2063" for n in ("USER1", "USER2", "ASSISTANT"))
+
+
+def _user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def _system(text: str) -> dict[str, str]:
+    return {"role": "system", "content": text}
+
+
+@dataclass(frozen=True)
+class _Turns:
+    first: str
+    """Everything before the first user message (default system block included)."""
+    user_to_assistant: str
+    assistant_to_user: str | None
+    """Closes an assistant turn and opens the next user turn (None: not renderable)."""
+    user_open: str | None
+    """Opens a user turn, without the close of the turn before it."""
+
+
+def _turn_pieces(template: ChatTemplate, model: str) -> _Turns:
+    first, _ = _cut(template, [_user(_S1)], _S1, model)
+    opened = _render(template, [_user(_S1)], True, model)
+    if _S1 not in opened or not opened.split(_S1, 1)[1].strip():
+        raise ChatTemplateError(model, "the chat template adds no assistant header")
+    user_to_assistant = opened.split(_S1, 1)[1]
+    try:
+        convo = [_user(_S1), {"role": "assistant", "content": _A}, _user(_S2)]
+        between = _cut(template, convo, _S2, model)[0].split(_A, 1)[1]
+        closed = _render(template, convo[:2], False, model).split(_A, 1)[1]
+    except (ChatTemplateError, IndexError):
+        return _Turns(first, user_to_assistant, None, None)
+    user_open = between[len(closed) :] if between.startswith(closed) else None
+    return _Turns(first, user_to_assistant, between, user_open)
+
+
+def _render(
+    template: ChatTemplate, messages: list[dict[str, str]], add_generation_prompt: bool, model: str
+) -> str:
+    try:
+        return template.render(messages, add_generation_prompt=add_generation_prompt)
+    except TemplateRaised as exc:
+        raise ChatTemplateError(
+            model,
+            f"the chat template refused {[m['role'] for m in messages]}: {exc}",
+            hint='Name a preset instead, e.g. `engine.template = "chatml"` '
+            f"(presets: {', '.join(PRESETS)}).",
+        ) from exc
+
+
+def _cut(
+    template: ChatTemplate, messages: list[dict[str, str]], sentinel: str, model: str
+) -> tuple[str, str]:
+    """Render without a generation prompt and split at the sentinel."""
+    text = _render(template, messages, False, model)
+    if sentinel not in text:
+        raise ChatTemplateError(model, "the chat template does not render user messages")
+    before, after = text.split(sentinel, 1)
+    return before, after
+
+
+def resolve(
+    name: str, template: ChatTemplate | None, *, model: str, template_system: str = "default"
+) -> PromptFormat:
     """The prompt format for `engine.template` (`auto` or a preset) and the model's template."""
     if name != "auto":
         p = preset(name)
@@ -199,4 +268,4 @@ def resolve(name: str, template: ChatTemplate | None, *, model: str) -> PromptFo
             + ", ".join(PRESETS)
             + "), or give `engine.chat_template`.",
         )
-    return derive(template, model=model)
+    return derive(template, template_system=template_system, model=model)

@@ -47,7 +47,12 @@ class MagpieConfig(RunConfig):
 def build_pipeline(ctx: BuildContext) -> Pipeline:
     cfg = ctx.config
     assert isinstance(cfg, MagpieConfig)
-    fmt = resolve(cfg.engine.template, ctx.model.chat_template, model=ctx.model.model_id)
+    fmt = resolve(
+        cfg.engine.template,
+        ctx.model.chat_template,
+        model=ctx.model.model_id,
+        template_system=cfg.engine.template_system,
+    )
     pre_query = fmt.instruction_prompt(cfg.system_prompt)
     template = fmt.chat_template
     gen_config = {
