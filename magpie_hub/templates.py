@@ -269,3 +269,51 @@ def resolve(
             + "), or give `engine.chat_template`.",
         )
     return derive(template, template_system=template_system, model=model)
+
+
+def describe(source: str, *, template_system: str = "default") -> dict[str, object]:
+    """What `magpie-hub templates show` prints: a preset, or what a chat template derives to."""
+    if source in PRESETS:
+        p = PRESETS[source]
+        return {
+            "source": source,
+            "pre_query_template": p.pre_query,
+            "user_to_assistant": p.user_to_assistant,
+            "assistant_to_user": None,
+            "stop": list(p.stop),
+            "preset": p.name,
+        }
+    from pathlib import Path
+
+    from magpie_hub.engines.models import load_chat_template
+
+    template = load_chat_template(Path(source))
+    fmt = resolve("auto", template, model=source, template_system=template_system)
+    match = matching_preset(fmt.pre_query)
+    other = "none" if template_system == "default" else "default"
+    variant = derive(template, template_system=other, model=source) if template else fmt
+    alt = matching_preset(variant.pre_query)
+    result: dict[str, object] = {
+        "source": source,
+        "template_system": template_system,
+        "pre_query_template": fmt.pre_query,
+        "user_to_assistant": fmt.user_to_assistant,
+        "assistant_to_user": fmt.assistant_to_user,
+        "stop": list(fmt.stop),
+        "preset": match.name if match else None,
+    }
+    if match is None:
+        result["note"] = (
+            f"the template_system={other!r} variant equals preset {alt.name!r}"
+            if alt
+            else _closest_preset_note(fmt.pre_query)
+        )
+    return result
+
+
+def _closest_preset_note(pre_query: str) -> str:
+    squeeze = "".join(pre_query.split())
+    for p in PRESETS.values():
+        if "".join(p.pre_query.split()) == squeeze:
+            return f"differs from preset {p.name!r} only by whitespace: {p.pre_query!r}"
+    return "matches no preset"

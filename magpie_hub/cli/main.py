@@ -12,6 +12,7 @@ from magpie_hub import __version__
 from magpie_hub.cli import generate as generate_cmd
 from magpie_hub.cli import init as init_cmd
 from magpie_hub.cli import plugins as plugins_cmd
+from magpie_hub.cli import templates as templates_cmd
 from magpie_hub.cli.output import err
 from magpie_hub.errors import MagpieHubError
 
@@ -40,6 +41,7 @@ def make_app() -> typer.Typer:
     init_cmd.register(app)
     generate_cmd.register(app)
     plugins_cmd.register(app)
+    templates_cmd.register(app)
 
     from magpie_hub.plugins import get_plugins
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from magpie_hub.chat_template import ChatTemplate
 from magpie_hub.engines.base import ModelInfo, file_sha256
-from magpie_hub.errors import ModelNotFoundError
+from magpie_hub.errors import ConfigError, ModelNotFoundError
 
 EMBEDDED = {
     # name -> (distribution, package, file in package, model id)
@@ -99,11 +99,11 @@ def inspect_hf_folder(path: Path, chat_template: str | None) -> ModelInfo:
     if source is None and jinja_file.exists():
         source = jinja_file.read_text()
 
-    def token(name: str) -> str:
-        value = tok_cfg.get(name) or ""
-        return value.get("content", "") if isinstance(value, dict) else str(value)
-
-    template = ChatTemplate(source, token("bos_token"), token("eos_token")) if source else None
+    template = (
+        ChatTemplate(source, _token(tok_cfg, "bos_token"), _token(tok_cfg, "eos_token"))
+        if source
+        else None
+    )
     config_path = path / "config.json"
     config = json.loads(config_path.read_text()) if config_path.exists() else {}
     model_id = config.get("_name_or_path") or path.name
@@ -115,3 +115,37 @@ def inspect_hf_folder(path: Path, chat_template: str | None) -> ModelInfo:
         format="hf",
         details={"architectures": config.get("architectures", [])},
     )
+
+
+def load_chat_template(source: Path) -> ChatTemplate | None:
+    """The chat template of a GGUF file, a tokenizer/model folder or a tokenizer_config.json."""
+    if not source.exists():
+        raise ModelNotFoundError(
+            str(source),
+            hint="Give a preset name, a .gguf file, a tokenizer folder or a tokenizer_config.json.",
+        )
+    if source.suffix == ".gguf":
+        return inspect_gguf(source, None, None).chat_template
+    if source.is_dir():
+        return inspect_hf_folder(source, None).chat_template
+    if source.suffix == ".jinja":
+        return ChatTemplate(source.read_text())
+    try:
+        tok_cfg = json.loads(source.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"not a tokenizer_config.json ({exc})",
+            path=source,
+            hint="Give a preset name, a .gguf file, a tokenizer folder, a "
+            "tokenizer_config.json or a .jinja chat template.",
+        ) from exc
+    text = tok_cfg.get("chat_template")
+    if not isinstance(text, str):
+        return None
+    return ChatTemplate(text, _token(tok_cfg, "bos_token"), _token(tok_cfg, "eos_token"))
+
+
+def _token(tok_cfg: dict[str, Any], name: str) -> str:
+    """A special token from tokenizer_config.json (a string or an AddedToken dict)."""
+    value = tok_cfg.get(name) or ""
+    return value.get("content", "") if isinstance(value, dict) else str(value)
