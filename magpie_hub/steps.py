@@ -39,6 +39,19 @@ def row_uuid(fingerprint: str, row_index: int) -> str:
     return str(uuid.uuid5(ROW_NAMESPACE, f"{fingerprint}:{row_index}"))
 
 
+def prompt_fields(fmt: PromptFormat) -> dict[str, Any]:
+    """A prompt format as the plain fields the generation steps take."""
+    template = fmt.chat_template
+    return {
+        "pre_query": fmt.pre_query,
+        "user_to_assistant": fmt.user_to_assistant,
+        "stop": list(fmt.stop),
+        "chat_template": template.source if template else None,
+        "bos_token": template.bos_token if template else "",
+        "eos_token": template.eos_token if template else "",
+    }
+
+
 def check_instruction(raw: str | None, finish_reason: str | None) -> tuple[str | None, str | None]:
     """(instruction, None) for a usable instruction, else (None, why it is dropped)."""
     if raw is None:
@@ -56,11 +69,30 @@ def check_instruction(raw: str | None, finish_reason: str | None) -> tuple[str |
 
 
 class _RawTextTask(Task):
-    """A task whose prompts are raw text and whose sampling comes from the recipe config."""
+    """A task whose prompts are raw text built from the model's prompt format."""
 
     sampling: dict[str, Any]
     stop: list[str]
     seed: int
+    turn: int = 1
+    # The prompt format, kept as plain fields so the step serializes (see `prompt_format`).
+    pre_query: str
+    user_to_assistant: str
+    chat_template: str | None = None
+    bos_token: str = ""
+    eos_token: str = ""
+
+    def prompt_format(self) -> PromptFormat:
+        template = (
+            ChatTemplate(self.chat_template, self.bos_token, self.eos_token)
+            if self.chat_template
+            else None
+        )
+        return PromptFormat(self.pre_query, tuple(self.stop), self.user_to_assistant, "", template)
+
+    def _column(self, base: str) -> str:
+        """`instruction`/`response` for the first turn, `instruction_2`... after it."""
+        return base if self.turn == 1 else f"{base}_{self.turn}"
 
     def _complete(self, prompts: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self.llm.generate_outputs(
@@ -76,94 +108,93 @@ class _RawTextTask(Task):
 
 
 class GenerateInstruction(_RawTextTask):
-    """Magpie step 1: the model sees only the pre-query template and writes a user turn."""
+    """Magpie: the model sees the conversation so far, rendered by its chat template and cut
+    where the next user message would start, and writes that message."""
 
-    prompt: str
     system_prompt: str | None = None
+    """Rendered in the instruction prompt (e.g. Magpie's multi-turn prompt)."""
     fingerprint: str
     model_id: str
 
     @property
     def inputs(self) -> StepColumns:
-        return ["row_index"]
+        return ["row_index"] if self.turn == 1 else ["row_index", "conversation"]
 
     @property
     def outputs(self) -> StepColumns:
-        return ["instruction", "dropped_reason", "uuid", "system_prompt", "model"]
+        first = ["uuid", "model"] if self.turn == 1 else []
+        return [self._column("instruction"), "conversation", "dropped_reason", *first]
 
     def format_input(self, input: dict[str, Any]) -> str:
-        return self.prompt
+        history = input.get("conversation") or []
+        return self.prompt_format().next_user_prompt(history, self.system_prompt)
 
     def process(self, inputs: StepInput) -> StepOutput:
-        outputs = self._complete([self.prompt] * len(inputs), inputs)
+        if self.turn == 1:
+            inputs = [{**r, "conversation": [], "dropped_reason": None} for r in inputs]
+        todo = [r for r in inputs if not r.get("dropped_reason") and r["conversation"] is not None]
+        outputs = self._complete([self.format_input(r) for r in todo], todo) if todo else []
+        answered = {r["row_index"]: o for r, o in zip(todo, outputs, strict=True)}
         rows = []
-        for row, out in zip(inputs, outputs, strict=True):
-            text, reason = check_instruction(out["generations"][0], out["finish_reason"][0])
+        for row in inputs:
+            out = answered.get(row["row_index"])
+            text, reason = (None, row.get("dropped_reason"))
+            if out is not None:
+                text, reason = check_instruction(out["generations"][0], out["finish_reason"][0])
+            conversation = row["conversation"]
+            if conversation is not None:
+                conversation = [*conversation, {"role": "user", "content": text}] if text else None
+            extra = {"uuid": row_uuid(self.fingerprint, row["row_index"]), "model": self.model_id}
             rows.append(
                 {
                     **row,
-                    "instruction": text,
+                    self._column("instruction"): text,
+                    "conversation": conversation,
                     "dropped_reason": reason,
-                    "uuid": row_uuid(self.fingerprint, row["row_index"]),
-                    "system_prompt": self.system_prompt,
-                    "model": self.model_id,
+                    **(extra if self.turn == 1 else {}),
                 }
             )
         yield rows
 
 
 class GenerateResponse(_RawTextTask):
-    """Magpie step 2: answer the instruction through the model's chat template."""
+    """Magpie: answer the last user message through the model's chat template."""
 
-    pre_query: str
-    user_to_assistant: str
-    chat_template: str | None = None
-    bos_token: str = ""
-    eos_token: str = ""
+    system_prompt: str | None = None
+    """Rendered in the response prompt; None: the template's own default."""
 
     @property
     def inputs(self) -> StepColumns:
-        return ["row_index", "instruction", "dropped_reason", "system_prompt"]
+        return ["row_index", "conversation", "dropped_reason"]
 
     @property
     def outputs(self) -> StepColumns:
-        return ["response", "conversation"]
-
-    def prompt_format(self) -> PromptFormat:
-        template = (
-            ChatTemplate(self.chat_template, self.bos_token, self.eos_token)
-            if self.chat_template
-            else None
-        )
-        return PromptFormat(self.pre_query, tuple(self.stop), self.user_to_assistant, "", template)
+        return [self._column("response"), "conversation", "dropped_reason"]
 
     def format_input(self, input: dict[str, Any]) -> str:
-        return self.prompt_format().response_prompt(input["instruction"], input["system_prompt"])
+        return self.prompt_format().response_prompt(input["conversation"], self.system_prompt)
 
     def process(self, inputs: StepInput) -> StepOutput:
-        todo = [r for r in inputs if r.get("instruction") and not r.get("dropped_reason")]
+        todo = [r for r in inputs if not r.get("dropped_reason") and r.get("conversation")]
         outputs = self._complete([self.format_input(r) for r in todo], todo) if todo else []
         answered = {r["row_index"]: o for r, o in zip(todo, outputs, strict=True)}
         rows = []
         for row in inputs:
             out = answered.get(row["row_index"])
-            response = out["generations"][0] if out else None
-            reason = row.get("dropped_reason")
-            if out is not None and (response is None or not response.strip()):
-                response, reason = None, "empty_response"
-            conversation = None
-            if response is not None:
-                response = response.strip()
-                conversation = [
-                    {"role": "user", "content": row["instruction"]},
-                    {"role": "assistant", "content": response},
-                ]
-                if row.get("system_prompt") is not None:
-                    conversation.insert(0, {"role": "system", "content": row["system_prompt"]})
+            response, reason, conversation = None, row.get("dropped_reason"), None
+            if out is not None:
+                response = (out["generations"][0] or "").strip() or None
+                if response is None:
+                    reason = "empty_response"
+                else:
+                    conversation = [
+                        *row["conversation"],
+                        {"role": "assistant", "content": response},
+                    ]
             rows.append(
                 {
                     **row,
-                    "response": response,
+                    self._column("response"): response,
                     "conversation": conversation,
                     "dropped_reason": reason,
                 }
@@ -182,6 +213,8 @@ class WriteChunks(Step):
     chunk_dir: str
     columns: list[str]
     constants: dict[str, Any]
+    conversation_system: str | None = None
+    """When set, the written `conversation` starts with this system message."""
     arrow_schema_json: str
     """`datasets.Features` of the written rows, as JSON (kept plain so the step serializes)."""
 
@@ -211,6 +244,10 @@ class WriteChunks(Step):
         stem = f"chunk-{first:08d}-{uuid.uuid4().hex[:8]}"
         features = Features.from_dict(json.loads(self.arrow_schema_json))
         records = [{**{c: row.get(c) for c in self.columns}, **self.constants} for row in kept]
+        if self.conversation_system is not None:
+            system = {"role": "system", "content": self.conversation_system}
+            for record in records:
+                record["conversation"] = [system, *record["conversation"]]
         table = pa.Table.from_pylist(records, schema=features.arrow_schema)
         _atomic_write(directory / f"{stem}.parquet", lambda p: pq.write_table(table, p))
         marker = {

@@ -114,30 +114,35 @@ class PromptFormat:
     chat_template: ChatTemplate | None = field(default=None, compare=False)
     assistant_to_user: str | None = None
 
-    def response_prompt(self, instruction: str, system_prompt: str | None = None) -> str:
-        """The text the model completes to answer `instruction`."""
-        if self.chat_template is not None:
-            messages = [{"role": "user", "content": instruction}]
-            if system_prompt is not None:
-                messages.insert(0, {"role": "system", "content": system_prompt})
-            return self.chat_template.render(messages, add_generation_prompt=True)
-        if system_prompt is not None:
-            raise ChatTemplateError(
-                f"preset {self.source}",
-                "a system prompt needs the model's chat template; presets have none",
-                hint='Use `engine.template = "auto"` with a model that has a chat template.',
-            )
-        return self.pre_query + instruction + self.user_to_assistant
-
-    def instruction_prompt(self, system_prompt: str | None = None) -> str:
-        if system_prompt is None:
-            return self.pre_query
+    def next_user_prompt(
+        self, history: list[dict[str, str]], system_prompt: str | None = None
+    ) -> str:
+        """The conversation so far, rendered and cut where the next user message would start."""
         if self.chat_template is None:
-            raise ChatTemplateError(
-                f"preset {self.source}",
-                "a system prompt needs the model's chat template; presets have none",
-            )
-        return derive(self.chat_template, system_prompt=system_prompt, model=self.source).pre_query
+            if history or system_prompt is not None:
+                raise ChatTemplateError(
+                    f"preset {self.source}",
+                    "system prompts and multi-turn need the model's chat template; "
+                    "presets have none",
+                    hint='Use `engine.template = "auto"` with a model that has a chat template.',
+                )
+            return self.pre_query
+        messages = _with_system(system_prompt, [*history, _user(_S1)])
+        return _cut(self.chat_template, messages, _S1, self.source)[0]
+
+    def response_prompt(
+        self, history: list[dict[str, str]], system_prompt: str | None = None
+    ) -> str:
+        """The text the model completes to answer the last user message of `history`."""
+        if self.chat_template is None:
+            if len(history) != 1 or system_prompt is not None:
+                self.next_user_prompt(history, system_prompt)  # raises the error above
+            return self.pre_query + history[0]["content"] + self.user_to_assistant
+        return _render(self.chat_template, _with_system(system_prompt, history), True, self.source)
+
+
+def _with_system(system_prompt: str | None, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    return messages if system_prompt is None else [_system(system_prompt), *messages]
 
 
 def preset(name: str) -> Preset:

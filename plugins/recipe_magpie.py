@@ -13,7 +13,7 @@ from distilabel.steps import LoadDataFromDicts
 from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import BuildContext, Recipe
-from magpie_hub.steps import GenerateInstruction, GenerateResponse, WriteChunks
+from magpie_hub.steps import GenerateInstruction, GenerateResponse, WriteChunks, prompt_fields
 from magpie_hub.templates import resolve
 
 _SAMPLING = {
@@ -33,7 +33,7 @@ FEATURES = Features(
         "gen_config": {"seed": Value("int64"), "instruction": _SAMPLING, "response": _SAMPLING},
     }
 )
-COLUMNS = ["uuid", "instruction", "response", "conversation", "system_prompt", "model"]
+COLUMNS = ["uuid", "instruction", "response", "conversation", "model"]
 
 
 class MagpieConfig(RunConfig):
@@ -53,13 +53,12 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
         model=ctx.model.model_id,
         template_system=cfg.engine.template_system,
     )
-    pre_query = fmt.instruction_prompt(cfg.system_prompt)
-    template = fmt.chat_template
     gen_config = {
         "seed": cfg.seed,
         "instruction": cfg.instruction.model_dump(),
         "response": cfg.response.model_dump(),
     }
+    common = {**prompt_fields(fmt), "seed": cfg.seed, "input_batch_size": cfg.batch_size}
     with Pipeline(name="magpie-hub-magpie", cache_dir=ctx.cache_dir) as pipeline:
         rows = LoadDataFromDicts(
             name="rows",
@@ -69,33 +68,29 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
         instruction = GenerateInstruction(
             name="instruction",
             llm=ctx.make_llm(),
-            prompt=pre_query,
             system_prompt=cfg.system_prompt,
-            stop=list(fmt.stop),
             sampling=cfg.instruction.model_dump(),
-            seed=cfg.seed,
             fingerprint=cfg.fingerprint(),
             model_id=ctx.model.model_id,
-            input_batch_size=cfg.batch_size,
+            **common,
         )
         response = GenerateResponse(
             name="response",
             llm=ctx.make_llm(),
-            pre_query=fmt.pre_query,
-            user_to_assistant=fmt.user_to_assistant,
-            chat_template=template.source if template else None,
-            bos_token=template.bos_token if template else "",
-            eos_token=template.eos_token if template else "",
-            stop=list(fmt.stop),
+            system_prompt=cfg.system_prompt,
             sampling=cfg.response.model_dump(),
-            seed=cfg.seed,
-            input_batch_size=cfg.batch_size,
+            **common,
         )
         sink = WriteChunks(
             name="write",
             chunk_dir=str(ctx.chunk_dir),
             columns=COLUMNS,
-            constants={"pre_query_template": pre_query, "gen_config": gen_config},
+            constants={
+                "system_prompt": cfg.system_prompt,
+                "pre_query_template": fmt.next_user_prompt([], cfg.system_prompt),
+                "gen_config": gen_config,
+            },
+            conversation_system=cfg.system_prompt,
             arrow_schema_json=json.dumps(FEATURES.to_dict()),
             input_batch_size=cfg.batch_size,
         )

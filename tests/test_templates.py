@@ -49,7 +49,8 @@ def test_system_prompt_is_rendered_by_the_template() -> None:
 
 def test_response_prompt_is_the_templates_own_rendering() -> None:
     fmt = derive(ChatTemplate(SMOLLM2))
-    assert fmt.response_prompt("Hi?") == fmt.pre_query + "Hi?" + fmt.user_to_assistant
+    history = [{"role": "user", "content": "Hi?"}]
+    assert fmt.response_prompt(history) == fmt.pre_query + "Hi?" + fmt.user_to_assistant
 
 
 def test_matches_transformers_apply_chat_template(tiny_model: Path) -> None:
@@ -88,7 +89,7 @@ def test_named_preset_and_unknown_preset() -> None:
     fmt = resolve("gemma2", None, model="m")
     assert fmt.pre_query == "<bos><start_of_turn>user\n\n"
     assert (
-        fmt.response_prompt("Hi")
+        fmt.response_prompt([{"role": "user", "content": "Hi"}])
         == "<bos><start_of_turn>user\n\nHi<end_of_turn>\n<start_of_turn>model\n"
     )
     with pytest.raises(Exception, match="unknown template preset 'nope'"):
