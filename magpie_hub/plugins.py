@@ -20,6 +20,7 @@ ALLOWLIST_ENV = "MAGPIE_HUB_PLUGINS"
 # Built-in plugins: modules of the top-level plugins/ folder, shipped as `magpie_hub_plugins`.
 DEFAULT_PLUGINS = (
     "magpie_hub_plugins.recipe_magpie",
+    "magpie_hub_plugins.recipe_magpie_mt",
     "magpie_hub_plugins.engine_llamacpp",
     "magpie_hub_plugins.engine_transformers",
 )

@@ -71,10 +71,8 @@ def check_instruction(raw: str | None, finish_reason: str | None) -> tuple[str |
 class _RawTextTask(Task):
     """A task whose prompts are raw text built from the model's prompt format."""
 
-    sampling: dict[str, Any]
-    stop: list[str]
     seed: int
-    turn: int = 1
+    stop: list[str]
     # The prompt format, kept as plain fields so the step serializes (see `prompt_format`).
     pre_query: str
     user_to_assistant: str
@@ -90,78 +88,124 @@ class _RawTextTask(Task):
         )
         return PromptFormat(self.pre_query, tuple(self.stop), self.user_to_assistant, "", template)
 
-    def _column(self, base: str) -> str:
-        """`instruction`/`response` for the first turn, `instruction_2`... after it."""
-        return base if self.turn == 1 else f"{base}_{self.turn}"
+    def format_input(self, input: dict[str, Any]) -> str:
+        """The prompt for the next user turn of this row (what the first step completes)."""
+        return self.prompt_format().next_user_prompt(input.get("conversation") or [])
 
-    def _complete(self, prompts: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict:
+        return {"text": output}
+
+    def instruction_turn(
+        self, rows: list[dict[str, Any]], turn: int, system: str | None, sampling: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Append a generated user message to every live row's conversation."""
+        fmt = self.prompt_format()
+        todo = [r for r in rows if _live(r)]
+        prompts = [fmt.next_user_prompt(r["conversation"], system) for r in todo]
+        done = {
+            r["row_index"]: o
+            for r, o in zip(todo, self._complete(prompts, todo, f"i{turn}", sampling), strict=True)
+        }
+        for row in rows:
+            if row["row_index"] in done:
+                out = done[row["row_index"]]
+                text, reason = check_instruction(out["generations"][0], out["finish_reason"][0])
+                row["dropped_reason"] = reason
+                row["conversation"] = (
+                    [*row["conversation"], {"role": "user", "content": text}] if text else None
+                )
+        return rows
+
+    def response_turn(
+        self, rows: list[dict[str, Any]], turn: int, system: str | None, sampling: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Append the model's answer to every live row's conversation."""
+        fmt = self.prompt_format()
+        todo = [r for r in rows if _live(r)]
+        prompts = [fmt.response_prompt(r["conversation"], system) for r in todo]
+        done = {
+            r["row_index"]: o
+            for r, o in zip(todo, self._complete(prompts, todo, f"r{turn}", sampling), strict=True)
+        }
+        for row in rows:
+            if row["row_index"] in done:
+                response = (done[row["row_index"]]["generations"][0] or "").strip()
+                if response:
+                    row["conversation"] = [
+                        *row["conversation"],
+                        {"role": "assistant", "content": response},
+                    ]
+                else:
+                    row["dropped_reason"], row["conversation"] = "empty_response", None
+        return rows
+
+    def _complete(
+        self, prompts: list[str], rows: list[dict[str, Any]], key: str, sampling: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        if not prompts:
+            return []
         return self.llm.generate_outputs(
             inputs=prompts,
             num_generations=1,
-            seeds=[row_seed(self.seed, r["row_index"], self.name) for r in rows],
+            seeds=[row_seed(self.seed, r["row_index"], key) for r in rows],
             stop=self.stop,
-            **self.sampling,
+            **sampling,
         )
 
-    def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict:
-        return {self.outputs[0]: output}
+
+def _live(row: dict[str, Any]) -> bool:
+    return not row.get("dropped_reason") and row.get("conversation") is not None
+
+
+def _first_turn(row: dict[str, Any], fingerprint: str, model_id: str) -> dict[str, Any]:
+    return {
+        **row,
+        "conversation": [],
+        "dropped_reason": None,
+        "uuid": row_uuid(fingerprint, row["row_index"]),
+        "model": model_id,
+    }
+
+
+def _turn_columns(row: dict[str, Any]) -> dict[str, Any]:
+    """`instruction` and `response`: the first turn, read from the conversation."""
+    convo = row.get("conversation") or []
+    users = [m["content"] for m in convo if m["role"] == "user"]
+    answers = [m["content"] for m in convo if m["role"] == "assistant"]
+    return {
+        "instruction": users[0] if users else None,
+        "response": answers[0] if answers else None,
+        "num_turns": len(users),
+    }
 
 
 class GenerateInstruction(_RawTextTask):
-    """Magpie: the model sees the conversation so far, rendered by its chat template and cut
-    where the next user message would start, and writes that message."""
+    """Magpie step 1: the model sees only the pre-query template and writes a user turn."""
 
+    sampling: dict[str, Any]
     system_prompt: str | None = None
-    """Rendered in the instruction prompt (e.g. Magpie's multi-turn prompt)."""
     fingerprint: str
     model_id: str
 
     @property
     def inputs(self) -> StepColumns:
-        return ["row_index"] if self.turn == 1 else ["row_index", "conversation"]
+        return ["row_index"]
 
     @property
     def outputs(self) -> StepColumns:
-        first = ["uuid", "model"] if self.turn == 1 else []
-        return [self._column("instruction"), "conversation", "dropped_reason", *first]
-
-    def format_input(self, input: dict[str, Any]) -> str:
-        history = input.get("conversation") or []
-        return self.prompt_format().next_user_prompt(history, self.system_prompt)
+        return ["instruction", "conversation", "dropped_reason", "uuid", "model"]
 
     def process(self, inputs: StepInput) -> StepOutput:
-        if self.turn == 1:
-            inputs = [{**r, "conversation": [], "dropped_reason": None} for r in inputs]
-        todo = [r for r in inputs if not r.get("dropped_reason") and r["conversation"] is not None]
-        outputs = self._complete([self.format_input(r) for r in todo], todo) if todo else []
-        answered = {r["row_index"]: o for r, o in zip(todo, outputs, strict=True)}
-        rows = []
-        for row in inputs:
-            out = answered.get(row["row_index"])
-            text, reason = (None, row.get("dropped_reason"))
-            if out is not None:
-                text, reason = check_instruction(out["generations"][0], out["finish_reason"][0])
-            conversation = row["conversation"]
-            if conversation is not None:
-                conversation = [*conversation, {"role": "user", "content": text}] if text else None
-            extra = {"uuid": row_uuid(self.fingerprint, row["row_index"]), "model": self.model_id}
-            rows.append(
-                {
-                    **row,
-                    self._column("instruction"): text,
-                    "conversation": conversation,
-                    "dropped_reason": reason,
-                    **(extra if self.turn == 1 else {}),
-                }
-            )
-        yield rows
+        rows = [_first_turn(r, self.fingerprint, self.model_id) for r in inputs]
+        rows = self.instruction_turn(rows, 1, self.system_prompt, self.sampling)
+        yield [{**r, "instruction": _turn_columns(r)["instruction"]} for r in rows]
 
 
 class GenerateResponse(_RawTextTask):
-    """Magpie: answer the last user message through the model's chat template."""
+    """Magpie step 2: answer the instruction through the model's chat template."""
 
+    sampling: dict[str, Any]
     system_prompt: str | None = None
-    """Rendered in the response prompt; None: the template's own default."""
 
     @property
     def inputs(self) -> StepColumns:
@@ -169,37 +213,52 @@ class GenerateResponse(_RawTextTask):
 
     @property
     def outputs(self) -> StepColumns:
-        return [self._column("response"), "conversation", "dropped_reason"]
-
-    def format_input(self, input: dict[str, Any]) -> str:
-        return self.prompt_format().response_prompt(input["conversation"], self.system_prompt)
+        return ["response", "conversation", "dropped_reason"]
 
     def process(self, inputs: StepInput) -> StepOutput:
-        todo = [r for r in inputs if not r.get("dropped_reason") and r.get("conversation")]
-        outputs = self._complete([self.format_input(r) for r in todo], todo) if todo else []
-        answered = {r["row_index"]: o for r, o in zip(todo, outputs, strict=True)}
-        rows = []
-        for row in inputs:
-            out = answered.get(row["row_index"])
-            response, reason, conversation = None, row.get("dropped_reason"), None
-            if out is not None:
-                response = (out["generations"][0] or "").strip() or None
-                if response is None:
-                    reason = "empty_response"
-                else:
-                    conversation = [
-                        *row["conversation"],
-                        {"role": "assistant", "content": response},
-                    ]
-            rows.append(
-                {
-                    **row,
-                    self._column("response"): response,
-                    "conversation": conversation,
-                    "dropped_reason": reason,
-                }
+        rows = self.response_turn([dict(r) for r in inputs], 1, self.system_prompt, self.sampling)
+        yield [{**r, "response": _turn_columns(r)["response"]} for r in rows]
+
+
+class GenerateConversation(_RawTextTask):
+    """Multi-turn Magpie with one model: instruction and response turns in sequence."""
+
+    turns: int
+    end_with_user: bool = False
+    instruction_system_prompt: str | None = None
+    response_system_prompt: str | None = None
+    instruction_sampling: dict[str, Any]
+    response_sampling: dict[str, Any]
+    fingerprint: str
+    model_id: str
+
+    @property
+    def inputs(self) -> StepColumns:
+        return ["row_index"]
+
+    @property
+    def outputs(self) -> StepColumns:
+        return [
+            "conversation",
+            "dropped_reason",
+            "uuid",
+            "model",
+            "instruction",
+            "response",
+            "num_turns",
+        ]
+
+    def process(self, inputs: StepInput) -> StepOutput:
+        rows = [_first_turn(r, self.fingerprint, self.model_id) for r in inputs]
+        for turn in range(1, self.turns + 1):
+            rows = self.instruction_turn(
+                rows, turn, self.instruction_system_prompt, self.instruction_sampling
             )
-        yield rows
+            if turn < self.turns or not self.end_with_user:
+                rows = self.response_turn(
+                    rows, turn, self.response_system_prompt, self.response_sampling
+                )
+        yield [{**r, **_turn_columns(r)} for r in rows]
 
 
 class WriteChunks(Step):

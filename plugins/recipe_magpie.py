@@ -16,7 +16,7 @@ from magpie_hub.registry import BuildContext, Recipe
 from magpie_hub.steps import GenerateInstruction, GenerateResponse, WriteChunks, prompt_fields
 from magpie_hub.templates import resolve
 
-_SAMPLING = {
+SAMPLING_FEATURES = {
     "temperature": Value("float64"),
     "top_p": Value("float64"),
     "max_new_tokens": Value("int64"),
@@ -30,7 +30,11 @@ FEATURES = Features(
         "system_prompt": Value("string"),
         "model": Value("string"),
         "pre_query_template": Value("string"),
-        "gen_config": {"seed": Value("int64"), "instruction": _SAMPLING, "response": _SAMPLING},
+        "gen_config": {
+            "seed": Value("int64"),
+            "instruction": SAMPLING_FEATURES,
+            "response": SAMPLING_FEATURES,
+        },
     }
 )
 COLUMNS = ["uuid", "instruction", "response", "conversation", "model"]

@@ -1,0 +1,141 @@
+"""Recipe `magpie-mt`: multi-turn Magpie conversations, every prompt from the chat template."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from datasets import Features, Value
+from distilabel.pipeline import Pipeline
+from distilabel.steps import LoadDataFromDicts
+from magpie_hub_plugins.recipe_magpie import SAMPLING_FEATURES
+from pydantic import Field, model_validator
+
+from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
+from magpie_hub.errors import ChatTemplateError
+from magpie_hub.hookspecs import hookimpl
+from magpie_hub.registry import BuildContext, Recipe
+from magpie_hub.steps import GenerateConversation, WriteChunks, prompt_fields
+from magpie_hub.templates import resolve
+
+MAGPIE_MT_SYSTEM_PROMPT = (
+    "You are a helpful AI assistant. The user will engage in a multi-round conversation with "
+    "you, asking initial questions and following up with additional related questions. Your "
+    "goal is to provide thorough, relevant and insightful responses to help the user with "
+    "their queries."
+)
+FEATURES = Features(
+    {
+        "uuid": Value("string"),
+        "conversation": [{"role": Value("string"), "content": Value("string")}],
+        "num_turns": Value("int64"),
+        "instruction": Value("string"),
+        "response": Value("string"),
+        "system_prompt": Value("string"),
+        "model": Value("string"),
+        "pre_query_template": Value("string"),
+        "gen_config": {
+            "seed": Value("int64"),
+            "turns": Value("int64"),
+            "instruction": SAMPLING_FEATURES,
+            "response": SAMPLING_FEATURES,
+        },
+    }
+)
+COLUMNS = ["uuid", "conversation", "num_turns", "instruction", "response", "model"]
+
+
+class MagpieMTConfig(RunConfig):
+    """Config of the `magpie-mt` recipe."""
+
+    recipe: str = "magpie-mt"
+    turns: int = Field(3, ge=2, le=8)
+    end_with_user: bool = False
+    include_system_prompt: bool = False
+    instruction_system_prompt: str | None = MAGPIE_MT_SYSTEM_PROMPT
+    response_system_prompt: str | None = None
+    instruction: InstructionSampling = InstructionSampling()
+    response: ResponseSampling = ResponseSampling(max_new_tokens=256)
+
+    @model_validator(mode="after")
+    def _warn_long(self) -> MagpieMTConfig:
+        if self.turns > 4:
+            warnings.warn(
+                f"turns = {self.turns}: Magpie conversations lose quality beyond about 4 turns",
+                stacklevel=2,
+            )
+        return self
+
+
+def build_pipeline(ctx: BuildContext) -> Pipeline:
+    cfg = ctx.config
+    assert isinstance(cfg, MagpieMTConfig)
+    fmt = resolve(
+        cfg.engine.template,
+        ctx.model.chat_template,
+        model=ctx.model.model_id,
+        template_system=cfg.engine.template_system,
+    )
+    if fmt.chat_template is None:
+        raise ChatTemplateError(
+            ctx.model.model_id,
+            "multi-turn needs the model's chat template; a preset has none",
+            hint='Use `engine.template = "auto"`, or give `engine.chat_template`.',
+        )
+    output_system = cfg.response_system_prompt if cfg.include_system_prompt else None
+    with Pipeline(name="magpie-hub-magpie-mt", cache_dir=ctx.cache_dir) as pipeline:
+        rows = LoadDataFromDicts(
+            name="rows", data=[{"row_index": i} for i in ctx.row_indices], batch_size=cfg.batch_size
+        )
+        conversation = GenerateConversation(
+            name="conversation",
+            llm=ctx.make_llm(),
+            turns=cfg.turns,
+            end_with_user=cfg.end_with_user,
+            instruction_system_prompt=cfg.instruction_system_prompt,
+            response_system_prompt=cfg.response_system_prompt,
+            instruction_sampling=cfg.instruction.model_dump(),
+            response_sampling=cfg.response.model_dump(),
+            fingerprint=cfg.fingerprint(),
+            model_id=ctx.model.model_id,
+            seed=cfg.seed,
+            input_batch_size=cfg.batch_size,
+            **prompt_fields(fmt),
+        )
+        sink = WriteChunks(
+            name="write",
+            chunk_dir=str(ctx.chunk_dir),
+            columns=COLUMNS,
+            constants={
+                "system_prompt": output_system,
+                "pre_query_template": fmt.next_user_prompt([], cfg.instruction_system_prompt),
+                "gen_config": {
+                    "seed": cfg.seed,
+                    "turns": cfg.turns,
+                    "instruction": cfg.instruction.model_dump(),
+                    "response": cfg.response.model_dump(),
+                },
+            },
+            conversation_system=output_system,
+            arrow_schema_json=json.dumps(FEATURES.to_dict()),
+            input_batch_size=cfg.batch_size,
+        )
+        rows >> conversation >> sink
+    return pipeline
+
+
+@hookimpl
+def register_recipes(register: Callable[[Recipe], None]) -> None:
+    register(
+        Recipe(
+            name="magpie-mt",
+            description="Multi-turn Magpie: 2 to 8 user turns, each prompt the chat template's "
+            "own rendering of the conversation so far.",
+            config_model=MagpieMTConfig,
+            build_pipeline=build_pipeline,
+            starter_config=Path(__file__).with_suffix(".toml").read_text(encoding="utf-8"),
+            features=FEATURES,
+        )
+    )
