@@ -58,6 +58,15 @@ class EngineConfig(StrictModel):
     threads: int | None = Field(None, ge=1)
     token: SecretStr | None = None
     """Hugging Face token for gated models (transformers engine). Never written anywhere."""
+    base_url: str | None = None
+    """OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (openai engine)."""
+    api_key: SecretStr | None = None
+    """Key for that server; default: the MAGPIE_HUB_API_KEY variable. Never written anywhere."""
+    request_extra: dict[str, Any] = Field(default_factory=dict)
+    """Extra JSON fields for every completion request, e.g. {repeat_penalty = 1.0} (openai)."""
+    tokenizer: str | None = None
+    """Where a remote model's chat template comes from: a .gguf, a tokenizer folder or a
+    tokenizer_config.json (openai engine)."""
 
 
 class RunConfig(StrictModel):

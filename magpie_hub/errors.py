@@ -120,3 +120,7 @@ class BuildFolderError(MagpieHubError):
     def __init__(self, path: Path, message: str, *, hint: str | None = None) -> None:
         self.path = path
         super().__init__(f"{path}: {message}", hint=hint)
+
+
+class EngineError(MagpieHubError):
+    """An engine or the server behind it failed or cannot serve what was asked."""

@@ -23,6 +23,7 @@ DEFAULT_PLUGINS = (
     "magpie_hub_plugins.recipe_magpie_mt",
     "magpie_hub_plugins.engine_llamacpp",
     "magpie_hub_plugins.engine_transformers",
+    "magpie_hub_plugins.engine_openai",
 )
 
 

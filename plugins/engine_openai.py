@@ -1,0 +1,168 @@
+"""Engine `openai`: any OpenAI-compatible `/v1/completions` server, fed our raw prompt text.
+
+vLLM's server, llama.cpp's server and TGI take a raw `prompt`; chat-only endpoints cannot
+do Magpie (the model must continue the pre-query template) and are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import PrivateAttr
+
+from magpie_hub.config import EngineConfig
+from magpie_hub.engines.base import Completion, ModelInfo, RawTextLLM, Sampling
+from magpie_hub.engines.models import load_chat_template
+from magpie_hub.errors import ConfigError, EngineError
+from magpie_hub.hookspecs import hookimpl
+from magpie_hub.registry import Engine
+
+API_KEY_ENV = "MAGPIE_HUB_API_KEY"
+RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class OpenAICompletionsLLM(RawTextLLM):
+    """POST /completions with the exact prompt text; retries rate limits and server errors."""
+
+    base_url: str
+    request_extra: dict[str, Any] = {}
+    timeout: float = 600.0
+    retries: int = 4
+    _api_key: str | None = PrivateAttr(None)
+    _client: Any = PrivateAttr(None)
+
+    @classmethod
+    def for_model(cls, cfg: EngineConfig, info: ModelInfo) -> RawTextLLM:
+        llm = cls(
+            model_path=str(info.path),
+            model_id=info.model_id,
+            base_url=_base(cfg),
+            request_extra=cfg.request_extra,
+        )
+        llm._api_key = _api_key(cfg)
+        return llm
+
+    def load(self) -> None:
+        super().load()
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=self.timeout)
+
+    def unload(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def complete(self, prompt: str, *, seed: int, sampling: Sampling) -> Completion:
+        body = {
+            "model": self.model_id,
+            "prompt": prompt,
+            "max_tokens": sampling.max_new_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "stop": list(sampling.stop) or None,
+            "seed": seed,
+            **self.request_extra,
+        }
+        for attempt in range(self.retries + 1):
+            response = self._client.post("/completions", json=body)
+            if response.status_code not in RETRY_STATUS or attempt == self.retries:
+                break
+            time.sleep(min(2**attempt, 30))
+        if response.status_code != 200:
+            raise EngineError(
+                f"{self.base_url}/completions answered {response.status_code}: "
+                f"{response.text[:300]}"
+            )
+        data = response.json()
+        choice = data["choices"][0]
+        usage = data.get("usage") or {}
+        return Completion(
+            text=choice.get("text") or "",
+            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+            input_tokens=usage.get("prompt_tokens", 0),
+            output_tokens=usage.get("completion_tokens", 0),
+        )
+
+
+def _base(cfg: EngineConfig) -> str:
+    if not cfg.base_url:
+        raise ConfigError(
+            "engine 'openai' needs engine.base_url",
+            field="engine.base_url",
+            hint='Set it, e.g. --set engine.base_url="http://127.0.0.1:8000/v1"',
+        )
+    return cfg.base_url.rstrip("/")
+
+
+def _api_key(cfg: EngineConfig) -> str | None:
+    return cfg.api_key.get_secret_value() if cfg.api_key else os.environ.get(API_KEY_ENV)
+
+
+def probe(cfg: EngineConfig) -> None:
+    """Check that the server answers raw-prompt completions for this model."""
+    base, key = _base(cfg), _api_key(cfg)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    body = {"model": cfg.model, "prompt": "Hi", "max_tokens": 1}
+    try:
+        response = httpx.post(f"{base}/completions", json=body, headers=headers, timeout=60)
+    except httpx.HTTPError as exc:
+        raise EngineError(
+            f"cannot reach {base} ({type(exc).__name__}: {exc})",
+            hint="Start the server, or fix engine.base_url.",
+        ) from exc
+    if response.status_code in (404, 405):
+        raise EngineError(
+            f"{base} has no /completions endpoint: a chat-only API cannot run Magpie, which "
+            "needs the model to continue raw pre-query text",
+            hint="Use a server with /v1/completions (vLLM, llama.cpp's server, TGI).",
+        )
+    if response.status_code in (401, 403):
+        raise EngineError(
+            f"{base} refused the API key ({response.status_code})",
+            hint=f"Set engine.api_key or the {API_KEY_ENV} variable.",
+        )
+    if response.status_code != 200:
+        raise EngineError(
+            f"{base}/completions answered {response.status_code}: {response.text[:300]}"
+        )
+
+
+def inspect_model(cfg: EngineConfig) -> ModelInfo:
+    probe(cfg)
+    template = load_chat_template(Path(cfg.tokenizer)) if cfg.tokenizer else None
+    if cfg.chat_template:
+        from magpie_hub.chat_template import ChatTemplate
+
+        template = ChatTemplate(
+            cfg.chat_template,
+            template.bos_token if template else "",
+            template.eos_token if template else "",
+        )
+    identity = f"{_base(cfg)}|{cfg.model}|{template.source if template else ''}"
+    return ModelInfo(
+        model_id=cfg.model,
+        path=Path(cfg.tokenizer or "."),
+        sha256=hashlib.sha256(identity.encode()).hexdigest(),
+        chat_template=template,
+        format="remote",
+        details={"base_url": _base(cfg)},
+    )
+
+
+@hookimpl
+def register_engines(register: Callable[[Engine], None]) -> None:
+    register(
+        Engine(
+            name="openai",
+            description="Any OpenAI-compatible /v1/completions server (vLLM, llama.cpp, TGI).",
+            inspect_model=inspect_model,
+            make_llm=OpenAICompletionsLLM.for_model,
+            library_version=lambda: httpx.__version__,
+        )
+    )

