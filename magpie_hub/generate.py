@@ -172,7 +172,7 @@ def _pre_query(config: RunConfig, model: ModelInfo) -> str:
         model=model.model_id,
         template_system=config.engine.template_system,
     )
-    return fmt.next_user_prompt([], getattr(config, "system_prompt", None))
+    return fmt.pre_query  # rows record the exact one, system prompt included
 
 
 def _quiet_datasets() -> None:

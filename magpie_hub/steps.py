@@ -1,4 +1,4 @@
-"""distilabel steps the recipes are built from, each with a narrow contract.
+"""Row helpers and the sink step that commits finished batches.
 
 (No `from __future__ import annotations` here: distilabel reads the `StepInput`
 type hint of `process` at run time.)
@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from distilabel.steps import Step, StepInput
-from distilabel.steps.tasks import Task
 from distilabel.typing import StepColumns, StepOutput
 
-from magpie_hub.chat_template import ChatTemplate
 from magpie_hub.templates import PromptFormat
 
 ROW_NAMESPACE = uuid.UUID("6d61676e-6965-4875-8262-726f77730000")
@@ -68,199 +66,6 @@ def check_instruction(raw: str | None, finish_reason: str | None) -> tuple[str |
     return text, None
 
 
-class _RawTextTask(Task):
-    """A task whose prompts are raw text built from the model's prompt format."""
-
-    seed: int
-    stop: list[str]
-    # The prompt format, kept as plain fields so the step serializes (see `prompt_format`).
-    pre_query: str
-    user_to_assistant: str
-    chat_template: str | None = None
-    bos_token: str = ""
-    eos_token: str = ""
-
-    def prompt_format(self) -> PromptFormat:
-        template = (
-            ChatTemplate(self.chat_template, self.bos_token, self.eos_token)
-            if self.chat_template
-            else None
-        )
-        return PromptFormat(self.pre_query, tuple(self.stop), self.user_to_assistant, "", template)
-
-    def format_input(self, input: dict[str, Any]) -> str:
-        """The prompt for the next user turn of this row (what the first step completes)."""
-        return self.prompt_format().next_user_prompt(input.get("conversation") or [])
-
-    def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict:
-        return {"text": output}
-
-    def instruction_turn(
-        self, rows: list[dict[str, Any]], turn: int, system: str | None, sampling: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        """Append a generated user message to every live row's conversation."""
-        fmt = self.prompt_format()
-        todo = [r for r in rows if _live(r)]
-        prompts = [fmt.next_user_prompt(r["conversation"], system) for r in todo]
-        done = {
-            r["row_index"]: o
-            for r, o in zip(todo, self._complete(prompts, todo, f"i{turn}", sampling), strict=True)
-        }
-        for row in rows:
-            if row["row_index"] in done:
-                out = done[row["row_index"]]
-                text, reason = check_instruction(out["generations"][0], out["finish_reason"][0])
-                row["dropped_reason"] = reason
-                row["conversation"] = (
-                    [*row["conversation"], {"role": "user", "content": text}] if text else None
-                )
-        return rows
-
-    def response_turn(
-        self, rows: list[dict[str, Any]], turn: int, system: str | None, sampling: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        """Append the model's answer to every live row's conversation."""
-        fmt = self.prompt_format()
-        todo = [r for r in rows if _live(r)]
-        prompts = [fmt.response_prompt(r["conversation"], system) for r in todo]
-        done = {
-            r["row_index"]: o
-            for r, o in zip(todo, self._complete(prompts, todo, f"r{turn}", sampling), strict=True)
-        }
-        for row in rows:
-            if row["row_index"] in done:
-                response = (done[row["row_index"]]["generations"][0] or "").strip()
-                if response:
-                    row["conversation"] = [
-                        *row["conversation"],
-                        {"role": "assistant", "content": response},
-                    ]
-                else:
-                    row["dropped_reason"], row["conversation"] = "empty_response", None
-        return rows
-
-    def _complete(
-        self, prompts: list[str], rows: list[dict[str, Any]], key: str, sampling: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        if not prompts:
-            return []
-        return self.llm.generate_outputs(
-            inputs=prompts,
-            num_generations=1,
-            seeds=[row_seed(self.seed, r["row_index"], key) for r in rows],
-            stop=self.stop,
-            **sampling,
-        )
-
-
-def _live(row: dict[str, Any]) -> bool:
-    return not row.get("dropped_reason") and row.get("conversation") is not None
-
-
-def _first_turn(row: dict[str, Any], fingerprint: str, model_id: str) -> dict[str, Any]:
-    return {
-        **row,
-        "conversation": [],
-        "dropped_reason": None,
-        "uuid": row_uuid(fingerprint, row["row_index"]),
-        "model": model_id,
-    }
-
-
-def _turn_columns(row: dict[str, Any]) -> dict[str, Any]:
-    """`instruction` and `response`: the first turn, read from the conversation."""
-    convo = row.get("conversation") or []
-    users = [m["content"] for m in convo if m["role"] == "user"]
-    answers = [m["content"] for m in convo if m["role"] == "assistant"]
-    return {
-        "instruction": users[0] if users else None,
-        "response": answers[0] if answers else None,
-        "num_turns": len(users),
-    }
-
-
-class GenerateInstruction(_RawTextTask):
-    """Magpie step 1: the model sees only the pre-query template and writes a user turn."""
-
-    sampling: dict[str, Any]
-    system_prompt: str | None = None
-    fingerprint: str
-    model_id: str
-
-    @property
-    def inputs(self) -> StepColumns:
-        return ["row_index"]
-
-    @property
-    def outputs(self) -> StepColumns:
-        return ["instruction", "conversation", "dropped_reason", "uuid", "model"]
-
-    def process(self, inputs: StepInput) -> StepOutput:
-        rows = [_first_turn(r, self.fingerprint, self.model_id) for r in inputs]
-        rows = self.instruction_turn(rows, 1, self.system_prompt, self.sampling)
-        yield [{**r, "instruction": _turn_columns(r)["instruction"]} for r in rows]
-
-
-class GenerateResponse(_RawTextTask):
-    """Magpie step 2: answer the instruction through the model's chat template."""
-
-    sampling: dict[str, Any]
-    system_prompt: str | None = None
-
-    @property
-    def inputs(self) -> StepColumns:
-        return ["row_index", "conversation", "dropped_reason"]
-
-    @property
-    def outputs(self) -> StepColumns:
-        return ["response", "conversation", "dropped_reason"]
-
-    def process(self, inputs: StepInput) -> StepOutput:
-        rows = self.response_turn([dict(r) for r in inputs], 1, self.system_prompt, self.sampling)
-        yield [{**r, "response": _turn_columns(r)["response"]} for r in rows]
-
-
-class GenerateConversation(_RawTextTask):
-    """Multi-turn Magpie with one model: instruction and response turns in sequence."""
-
-    turns: int
-    end_with_user: bool = False
-    instruction_system_prompt: str | None = None
-    response_system_prompt: str | None = None
-    instruction_sampling: dict[str, Any]
-    response_sampling: dict[str, Any]
-    fingerprint: str
-    model_id: str
-
-    @property
-    def inputs(self) -> StepColumns:
-        return ["row_index"]
-
-    @property
-    def outputs(self) -> StepColumns:
-        return [
-            "conversation",
-            "dropped_reason",
-            "uuid",
-            "model",
-            "instruction",
-            "response",
-            "num_turns",
-        ]
-
-    def process(self, inputs: StepInput) -> StepOutput:
-        rows = [_first_turn(r, self.fingerprint, self.model_id) for r in inputs]
-        for turn in range(1, self.turns + 1):
-            rows = self.instruction_turn(
-                rows, turn, self.instruction_system_prompt, self.instruction_sampling
-            )
-            if turn < self.turns or not self.end_with_user:
-                rows = self.response_turn(
-                    rows, turn, self.response_system_prompt, self.response_sampling
-                )
-        yield [{**r, **_turn_columns(r)} for r in rows]
-
-
 class WriteChunks(Step):
     """Sink: commit each batch as a Parquet chunk plus a JSON marker, atomically.
 
@@ -272,8 +77,8 @@ class WriteChunks(Step):
     chunk_dir: str
     columns: list[str]
     constants: dict[str, Any]
-    conversation_system: str | None = None
-    """When set, the written `conversation` starts with this system message."""
+    system_in_conversation: bool = False
+    """Start each written `conversation` with the row's system prompt, when it has one."""
     arrow_schema_json: str
     """`datasets.Features` of the written rows, as JSON (kept plain so the step serializes)."""
 
@@ -303,10 +108,11 @@ class WriteChunks(Step):
         stem = f"chunk-{first:08d}-{uuid.uuid4().hex[:8]}"
         features = Features.from_dict(json.loads(self.arrow_schema_json))
         records = [{**{c: row.get(c) for c in self.columns}, **self.constants} for row in kept]
-        if self.conversation_system is not None:
-            system = {"role": "system", "content": self.conversation_system}
+        if self.system_in_conversation:
             for record in records:
-                record["conversation"] = [system, *record["conversation"]]
+                if record.get("system_prompt") is not None:
+                    system = {"role": "system", "content": record["system_prompt"]}
+                    record["conversation"] = [system, *record["conversation"]]
         table = pa.Table.from_pylist(records, schema=features.arrow_schema)
         _atomic_write(directory / f"{stem}.parquet", lambda p: pq.write_table(table, p))
         marker = {
@@ -320,7 +126,7 @@ class WriteChunks(Step):
         ]
 
 
-_NULLABLE = {"system_prompt"}
+_NULLABLE = {"system_prompt", "system_prompt_key"}
 
 
 def _atomic_write(path: Path, write: Any) -> None:

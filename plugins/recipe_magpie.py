@@ -9,11 +9,15 @@ from pathlib import Path
 from datasets import Features, Value
 from distilabel.pipeline import Pipeline
 from distilabel.steps import LoadDataFromDicts
+from pydantic import field_validator
 
 from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
+from magpie_hub.errors import UnknownNameError
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import BuildContext, Recipe
-from magpie_hub.steps import GenerateInstruction, GenerateResponse, WriteChunks, prompt_fields
+from magpie_hub.steps import WriteChunks, prompt_fields
+from magpie_hub.system_prompts import SystemPromptSpec, expand
+from magpie_hub.tasks import GenerateInstruction, GenerateResponse
 from magpie_hub.templates import resolve
 
 SAMPLING_FEATURES = {
@@ -28,6 +32,7 @@ FEATURES = Features(
         "response": Value("string"),
         "conversation": [{"role": Value("string"), "content": Value("string")}],
         "system_prompt": Value("string"),
+        "system_prompt_key": Value("string"),
         "model": Value("string"),
         "pre_query_template": Value("string"),
         "gen_config": {
@@ -37,15 +42,37 @@ FEATURES = Features(
         },
     }
 )
-COLUMNS = ["uuid", "instruction", "response", "conversation", "model"]
+COLUMNS = [
+    "uuid",
+    "instruction",
+    "response",
+    "conversation",
+    "system_prompt",
+    "system_prompt_key",
+    "model",
+    "pre_query_template",
+]
 
 
 class MagpieConfig(RunConfig):
     """Config of the `magpie` recipe."""
 
-    system_prompt: str | None = None
+    system_prompt: SystemPromptSpec = None
+    """None, one prompt, a list (uniform) or a table name -> {prompt, weight}; `@name` and
+    `@library` refer to the built-in category prompts. One is chosen per row."""
+    include_system_prompt: bool = True
+    """Start the written `conversation` with the row's system prompt."""
     instruction: InstructionSampling = InstructionSampling()
     response: ResponseSampling = ResponseSampling()
+
+    @field_validator("system_prompt")
+    @classmethod
+    def _known_library_names(cls, value: SystemPromptSpec) -> SystemPromptSpec:
+        try:
+            expand(value)
+        except UnknownNameError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 def build_pipeline(ctx: BuildContext) -> Pipeline:
@@ -57,6 +84,9 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
         model=ctx.model.model_id,
         template_system=cfg.engine.template_system,
     )
+    choices = expand(cfg.system_prompt)
+    for _, prompt, _ in choices:  # a preset cannot render a system prompt: fail before work
+        fmt.next_user_prompt([], prompt)
     gen_config = {
         "seed": cfg.seed,
         "instruction": cfg.instruction.model_dump(),
@@ -72,7 +102,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
         instruction = GenerateInstruction(
             name="instruction",
             llm=ctx.make_llm(),
-            system_prompt=cfg.system_prompt,
+            system_prompts=[{"key": k, "prompt": p, "weight": w} for k, p, w in choices],
             sampling=cfg.instruction.model_dump(),
             fingerprint=cfg.fingerprint(),
             model_id=ctx.model.model_id,
@@ -81,7 +111,6 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
         response = GenerateResponse(
             name="response",
             llm=ctx.make_llm(),
-            system_prompt=cfg.system_prompt,
             sampling=cfg.response.model_dump(),
             **common,
         )
@@ -89,12 +118,8 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
             name="write",
             chunk_dir=str(ctx.chunk_dir),
             columns=COLUMNS,
-            constants={
-                "system_prompt": cfg.system_prompt,
-                "pre_query_template": fmt.next_user_prompt([], cfg.system_prompt),
-                "gen_config": gen_config,
-            },
-            conversation_system=cfg.system_prompt,
+            constants={"gen_config": gen_config},
+            system_in_conversation=cfg.include_system_prompt,
             arrow_schema_json=json.dumps(FEATURES.to_dict()),
             input_batch_size=cfg.batch_size,
         )

@@ -17,7 +17,8 @@ from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
 from magpie_hub.errors import ChatTemplateError
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import BuildContext, Recipe
-from magpie_hub.steps import GenerateConversation, WriteChunks, prompt_fields
+from magpie_hub.steps import WriteChunks, prompt_fields
+from magpie_hub.tasks import GenerateConversation
 from magpie_hub.templates import resolve
 
 MAGPIE_MT_SYSTEM_PROMPT = (
@@ -34,6 +35,7 @@ FEATURES = Features(
         "instruction": Value("string"),
         "response": Value("string"),
         "system_prompt": Value("string"),
+        "system_prompt_key": Value("string"),
         "model": Value("string"),
         "pre_query_template": Value("string"),
         "gen_config": {
@@ -44,7 +46,17 @@ FEATURES = Features(
         },
     }
 )
-COLUMNS = ["uuid", "conversation", "num_turns", "instruction", "response", "model"]
+COLUMNS = [
+    "uuid",
+    "conversation",
+    "num_turns",
+    "instruction",
+    "response",
+    "system_prompt",
+    "system_prompt_key",
+    "model",
+    "pre_query_template",
+]
 
 
 class MagpieMTConfig(RunConfig):
@@ -84,7 +96,6 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
             "multi-turn needs the model's chat template; a preset has none",
             hint='Use `engine.template = "auto"`, or give `engine.chat_template`.',
         )
-    output_system = cfg.response_system_prompt if cfg.include_system_prompt else None
     with Pipeline(name="magpie-hub-magpie-mt", cache_dir=ctx.cache_dir) as pipeline:
         rows = LoadDataFromDicts(
             name="rows", data=[{"row_index": i} for i in ctx.row_indices], batch_size=cfg.batch_size
@@ -96,6 +107,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
             end_with_user=cfg.end_with_user,
             instruction_system_prompt=cfg.instruction_system_prompt,
             response_system_prompt=cfg.response_system_prompt,
+            include_system_prompt=cfg.include_system_prompt,
             instruction_sampling=cfg.instruction.model_dump(),
             response_sampling=cfg.response.model_dump(),
             fingerprint=cfg.fingerprint(),
@@ -109,8 +121,6 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
             chunk_dir=str(ctx.chunk_dir),
             columns=COLUMNS,
             constants={
-                "system_prompt": output_system,
-                "pre_query_template": fmt.next_user_prompt([], cfg.instruction_system_prompt),
                 "gen_config": {
                     "seed": cfg.seed,
                     "turns": cfg.turns,
@@ -118,7 +128,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
                     "response": cfg.response.model_dump(),
                 },
             },
-            conversation_system=output_system,
+            system_in_conversation=cfg.include_system_prompt,
             arrow_schema_json=json.dumps(FEATURES.to_dict()),
             input_batch_size=cfg.batch_size,
         )

@@ -12,7 +12,8 @@ from conftest import write_config
 
 from magpie_hub.chat_template import ChatTemplate
 from magpie_hub.engines.base import Completion, RawTextLLM
-from magpie_hub.steps import GenerateConversation, prompt_fields
+from magpie_hub.steps import prompt_fields
+from magpie_hub.tasks import GenerateConversation
 from magpie_hub.templates import derive
 
 DATA = Path(__file__).parent / "data" / "chat_templates"
