@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from distilabel.pipeline import Pipeline
+    from distilabel.steps import LoadDataFromDicts
 
     from magpie_hub.config import EngineConfig, RunConfig
     from magpie_hub.engines.base import ModelInfo, RawTextLLM
+    from magpie_hub.templates import PromptFormat
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,27 @@ class BuildContext:
     """Where the sink step commits finished chunks."""
     cache_dir: Path
     """distilabel's own cache and logs for this build."""
+
+    def prompt_format(self) -> PromptFormat:
+        """The configured template (`auto` or a preset) resolved for the inspected model."""
+        from magpie_hub.templates import resolve
+
+        return resolve(
+            self.config.engine.template,
+            self.model.chat_template,
+            model=self.model.model_id,
+            template_system=self.config.engine.template_system,
+        )
+
+    def row_source(self, name: str = "rows") -> LoadDataFromDicts:
+        """The pipeline's first step: one `{"row_index": i}` per row still to generate."""
+        from distilabel.steps import LoadDataFromDicts
+
+        return LoadDataFromDicts(
+            name=name,
+            data=[{"row_index": i} for i in self.row_indices],
+            batch_size=self.config.batch_size,
+        )
 
 
 @dataclass(frozen=True)

@@ -78,37 +78,57 @@ class _RawTextTask(Task):
     ) -> list[dict[str, Any]]:
         """Append a generated user message to every live row's conversation."""
         fmt = self.prompt_format()
-        todo = [r for r in rows if _live(r)]
-        prompts = [fmt.next_user_prompt(r["conversation"], system(r)) for r in todo]
-        outputs = self._complete(prompts, todo, f"i{turn}", sampling)
-        done = {r["row_index"]: o for r, o in zip(todo, outputs, strict=True)}
-        for row in rows:
-            if row["row_index"] in done:
-                out = done[row["row_index"]]
-                text, reason = check_instruction(out["generations"][0], out["finish_reason"][0])
-                row["dropped_reason"] = reason
-                row["conversation"] = (
-                    [*row["conversation"], {"role": "user", "content": text}] if text else None
-                )
-        return rows
+
+        def settle(row: dict[str, Any], out: dict[str, Any]) -> None:
+            text, reason = check_instruction(out["generations"][0], out["finish_reason"][0])
+            row["dropped_reason"] = reason
+            row["conversation"] = (
+                [*row["conversation"], {"role": "user", "content": text}] if text else None
+            )
+
+        return self._turn(
+            rows,
+            f"i{turn}",
+            sampling,
+            lambda r: fmt.next_user_prompt(r["conversation"], system(r)),
+            settle,
+        )
 
     def response_turn(
         self, rows: list[dict[str, Any]], turn: int, system: SystemOf, sampling: dict[str, Any]
     ) -> list[dict[str, Any]]:
         """Append the model's answer to every live row's conversation."""
         fmt = self.prompt_format()
+
+        def settle(row: dict[str, Any], out: dict[str, Any]) -> None:
+            response = (out["generations"][0] or "").strip()
+            if response:
+                answer = {"role": "assistant", "content": response}
+                row["conversation"] = [*row["conversation"], answer]
+            else:
+                row["dropped_reason"], row["conversation"] = "empty_response", None
+
+        return self._turn(
+            rows,
+            f"r{turn}",
+            sampling,
+            lambda r: fmt.response_prompt(r["conversation"], system(r)),
+            settle,
+        )
+
+    def _turn(
+        self,
+        rows: list[dict[str, Any]],
+        key: str,
+        sampling: dict[str, Any],
+        prompt_of: Callable[[dict[str, Any]], str],
+        settle: Callable[[dict[str, Any], dict[str, Any]], None],
+    ) -> list[dict[str, Any]]:
+        """Generate for every live row (in place) and let `settle` apply each output."""
         todo = [r for r in rows if _live(r)]
-        prompts = [fmt.response_prompt(r["conversation"], system(r)) for r in todo]
-        outputs = self._complete(prompts, todo, f"r{turn}", sampling)
-        done = {r["row_index"]: o for r, o in zip(todo, outputs, strict=True)}
-        for row in rows:
-            if row["row_index"] in done:
-                response = (done[row["row_index"]]["generations"][0] or "").strip()
-                if response:
-                    answer = {"role": "assistant", "content": response}
-                    row["conversation"] = [*row["conversation"], answer]
-                else:
-                    row["dropped_reason"], row["conversation"] = "empty_response", None
+        outputs = self._complete([prompt_of(r) for r in todo], todo, key, sampling)
+        for row, out in zip(todo, outputs, strict=True):
+            settle(row, out)
         return rows
 
     def _complete(

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from datasets import Features, Value
 from distilabel.pipeline import Pipeline
-from distilabel.steps import LoadDataFromDicts
 from pydantic import field_validator
 
 from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
@@ -18,7 +17,6 @@ from magpie_hub.registry import BuildContext, Recipe
 from magpie_hub.steps import WriteChunks, prompt_fields
 from magpie_hub.system_prompts import SystemPromptSpec, expand
 from magpie_hub.tasks import GenerateInstruction, GenerateResponse
-from magpie_hub.templates import resolve
 
 SAMPLING_FEATURES = {
     "temperature": Value("float64"),
@@ -78,12 +76,7 @@ class MagpieConfig(RunConfig):
 def build_pipeline(ctx: BuildContext) -> Pipeline:
     cfg = ctx.config
     assert isinstance(cfg, MagpieConfig)
-    fmt = resolve(
-        cfg.engine.template,
-        ctx.model.chat_template,
-        model=ctx.model.model_id,
-        template_system=cfg.engine.template_system,
-    )
+    fmt = ctx.prompt_format()
     choices = expand(cfg.system_prompt)
     for _, prompt, _ in choices:  # a preset cannot render a system prompt: fail before work
         fmt.next_user_prompt([], prompt)
@@ -94,11 +87,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
     }
     common = {**prompt_fields(fmt), "seed": cfg.seed, "input_batch_size": cfg.batch_size}
     with Pipeline(name="magpie-hub-magpie", cache_dir=ctx.cache_dir) as pipeline:
-        rows = LoadDataFromDicts(
-            name="rows",
-            data=[{"row_index": i} for i in ctx.row_indices],
-            batch_size=cfg.batch_size,
-        )
+        rows = ctx.row_source()
         instruction = GenerateInstruction(
             name="instruction",
             llm=ctx.make_llm(),

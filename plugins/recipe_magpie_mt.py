@@ -9,7 +9,6 @@ from pathlib import Path
 
 from datasets import Features, Value
 from distilabel.pipeline import Pipeline
-from distilabel.steps import LoadDataFromDicts
 from magpie_hub_plugins.recipe_magpie import SAMPLING_FEATURES
 from pydantic import Field, model_validator
 
@@ -19,7 +18,6 @@ from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import BuildContext, Recipe
 from magpie_hub.steps import WriteChunks, prompt_fields
 from magpie_hub.tasks import GenerateConversation
-from magpie_hub.templates import resolve
 
 MAGPIE_MT_SYSTEM_PROMPT = (
     "You are a helpful AI assistant. The user will engage in a multi-round conversation with "
@@ -84,12 +82,7 @@ class MagpieMTConfig(RunConfig):
 def build_pipeline(ctx: BuildContext) -> Pipeline:
     cfg = ctx.config
     assert isinstance(cfg, MagpieMTConfig)
-    fmt = resolve(
-        cfg.engine.template,
-        ctx.model.chat_template,
-        model=ctx.model.model_id,
-        template_system=cfg.engine.template_system,
-    )
+    fmt = ctx.prompt_format()
     if fmt.chat_template is None:
         raise ChatTemplateError(
             ctx.model.model_id,
@@ -97,9 +90,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
             hint='Use `engine.template = "auto"`, or give `engine.chat_template`.',
         )
     with Pipeline(name="magpie-hub-magpie-mt", cache_dir=ctx.cache_dir) as pipeline:
-        rows = LoadDataFromDicts(
-            name="rows", data=[{"row_index": i} for i in ctx.row_indices], batch_size=cfg.batch_size
-        )
+        rows = ctx.row_source()
         conversation = GenerateConversation(
             name="conversation",
             llm=ctx.make_llm(),
