@@ -35,6 +35,10 @@ class SamplingConfig(StrictModel):
 class InstructionSampling(SamplingConfig):
     """Instruction step sampling (Magpie: temperature 1.0, top_p 1.0)."""
 
+    stop_at_newline: bool = False
+    """End an instruction at its first newline (Magpie's "early stopping"; Magpie turns it
+    off for Llama 3.1/3.3 and Gemma 2)."""
+
 
 class ResponseSampling(SamplingConfig):
     """Response step sampling (Magpie: greedy)."""

@@ -60,10 +60,16 @@ def check_instruction(raw: str | None, finish_reason: str | None) -> tuple[str |
     text = (raw[: match.start()] if match else raw).strip()
     if not text:
         return None, "only_markup" if match else "empty"
-    first_line = text.splitlines()[0].strip().rstrip(":").lower()
-    if first_line in ROLE_WORDS:
+    lines = text.splitlines()
+    if _is_role_word(lines[0]):
         return None, "role_marker"
-    return text, None
+    while len(lines) > 1 and _is_role_word(lines[-1]):  # a trailing "Assistant:" line
+        lines.pop()
+    return "\n".join(lines).strip(), None
+
+
+def _is_role_word(line: str) -> bool:
+    return line.strip().rstrip(":").lower() in ROLE_WORDS
 
 
 class WriteChunks(Step):

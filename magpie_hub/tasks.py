@@ -136,11 +136,13 @@ class _RawTextTask(Task):
     ) -> list[dict[str, Any]]:
         if not prompts:
             return []
+        sampling = dict(sampling)
+        stop = [*self.stop, "\n"] if sampling.pop("stop_at_newline", False) else self.stop
         return self.llm.generate_outputs(
             inputs=prompts,
             num_generations=1,
             seeds=[row_seed(self.seed, r["row_index"], key) for r in rows],
-            stop=self.stop,
+            stop=stop,
             **sampling,
         )
 

@@ -185,3 +185,33 @@ def test_embedded_model_writes_three_turns(cli, embedded_model: Path, tmp_path: 
         assert [m["role"] for m in row["conversation"]] == ["user", "assistant"] * 3
         for message in row["conversation"]:
             assert message["content"].strip() and "<|im_" not in message["content"]
+
+
+def test_stop_at_newline_adds_a_newline_stop() -> None:
+    fmt = derive(ChatTemplate((DATA / "smollm2.jinja").read_text(), "<|im_start|>", "<|im_end|>"))
+    seen: list[list[str]] = []
+
+    class StopRecorder(RecordingLLM):
+        def generate(self, inputs, num_generations=1, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(list(kwargs["stop"]))
+            return super().generate(inputs, num_generations, **kwargs)
+
+    step = GenerateConversation(
+        name="c",
+        llm=StopRecorder(model_path=".", model_id="r", prompts=[]),
+        turns=2,
+        instruction_sampling={
+            "temperature": 1.0,
+            "top_p": 1.0,
+            "max_new_tokens": 11,
+            "stop_at_newline": True,
+        },
+        response_sampling={"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 22},
+        fingerprint="f",
+        model_id="r",
+        seed=1,
+        **prompt_fields(fmt),
+    )
+    step.load()
+    next(step.process([{"row_index": 0}]))
+    assert ["\n" in stops for stops in seen] == [True, False, True, False]

@@ -19,6 +19,8 @@ from magpie_hub.steps import check_instruction, row_seed, row_uuid
         ("User:\nWhat?", "stop", (None, "role_marker")),
         ("What is 2+2?<|im_end|>\n<|im_start|>assistant", "stop", ("What is 2+2?", None)),
         ("Tell me a long story about", "length", (None, "truncated")),
+        ("How do I boil an egg?\n\nAssistant:", "stop", ("How do I boil an egg?", None)),
+        ("Line one.\nLine two?\nassistant", "stop", ("Line one.\nLine two?", None)),
         (None, None, (None, None)),
     ],
 )

@@ -1,0 +1,150 @@
+"""Rows per second: `magpie-hub generate` against the same engine driven directly, and
+against a plain distilabel `MagpieGenerator` pipeline with its defaults.
+
+All three use llama.cpp on the embedded SmolLM2-135M-Instruct GGUF with the same token
+limits. Run it from the repository root (it needs `make test`'s environment):
+
+    .venv/bin/python benchmarks/bench_generate.py --rows 16
+
+Each row is one instruction plus one response. magpie-hub and the raw engine get the
+same prompts and seeds; MagpieGenerator builds its own prompts (its defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def bench_magpie_hub(rows: int, itok: int, rtok: int, work: Path) -> tuple[float, int]:
+    from magpie_hub.config import validate
+    from magpie_hub.generate import generate
+    from magpie_hub.plugins import get_registry
+
+    recipe = get_registry().recipe("magpie")
+    cfg = validate(
+        {
+            "num_rows": rows,
+            "batch_size": 4,
+            "instruction": {"max_new_tokens": itok},
+            "response": {"max_new_tokens": rtok},
+        },
+        recipe.config_model,
+    )
+    start = time.perf_counter()
+    result = generate(cfg, work / "magpie-hub")
+    return time.perf_counter() - start, result.manifest["counts"]["generated"]
+
+
+def bench_raw_engine(rows: int, itok: int, rtok: int) -> tuple[float, int]:
+    """The same prompts, seeds and limits, straight through llama_cpp.Llama, one process."""
+    from llama_cpp import Llama
+
+    from magpie_hub.engines.models import inspect_gguf, resolve_path
+    from magpie_hub.steps import check_instruction, row_seed
+    from magpie_hub.templates import derive
+
+    path, model_id = resolve_path("embedded:smollm2")
+    info = inspect_gguf(path, model_id, None)
+    assert info.chat_template is not None
+    fmt = derive(info.chat_template)
+    stop = list(fmt.stop)
+    start = time.perf_counter()
+    llm = Llama(model_path=str(path), n_ctx=2048, verbose=False)
+    written = 0
+    for i in range(rows):
+        out = llm.create_completion(
+            fmt.pre_query,
+            max_tokens=itok,
+            temperature=1.0,
+            top_p=1.0,
+            stop=stop,
+            seed=row_seed(42, i, "i1"),
+        )["choices"][0]
+        text, _ = check_instruction(out["text"], out["finish_reason"])
+        if text is None:
+            continue
+        prompt = fmt.response_prompt([{"role": "user", "content": text}])
+        llm.create_completion(
+            prompt,
+            max_tokens=rtok,
+            temperature=0.0,
+            top_p=1.0,
+            stop=stop,
+            seed=row_seed(42, i, "r1"),
+        )
+        written += 1
+    return time.perf_counter() - start, written
+
+
+def bench_distilabel_magpie(rows: int, itok: int, rtok: int, work: Path) -> tuple[float, int]:
+    """distilabel's MagpieGenerator on LlamaCppLLM with its defaults (it needs an HF tokenizer
+    folder for the chat template: written here from the GGUF)."""
+    from distilabel.models.llms import LlamaCppLLM
+    from distilabel.pipeline import Pipeline
+    from distilabel.steps.tasks import MagpieGenerator
+    from transformers import AutoTokenizer
+
+    from magpie_hub.engines.models import resolve_path
+
+    path, _ = resolve_path("embedded:smollm2")
+    tokenizer_dir = work / "smollm2-tokenizer"
+    AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name).save_pretrained(
+        tokenizer_dir
+    )
+    with Pipeline(name="bench-distilabel-magpie", cache_dir=work / "distilabel") as pipeline:
+        MagpieGenerator(
+            llm=LlamaCppLLM(
+                model_path=str(path),
+                tokenizer_id=str(tokenizer_dir),
+                magpie_pre_query_template="<|im_start|>user\n",
+                n_ctx=2048,
+                generation_kwargs={"max_new_tokens": max(itok, rtok)},
+            ),
+            num_rows=rows,
+            batch_size=4,
+        )
+    start = time.perf_counter()
+    distiset = pipeline.run(use_cache=False)
+    elapsed = time.perf_counter() - start
+    return elapsed, len(distiset["default"]["train"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=16)
+    parser.add_argument("--instruction-tokens", type=int, default=64)
+    parser.add_argument("--response-tokens", type=int, default=128)
+    parser.add_argument("--skip-distilabel", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
+    n, itok, rtok = args.rows, args.instruction_tokens, args.response_tokens
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        results = {
+            "raw llama.cpp (same prompts)": bench_raw_engine(n, itok, rtok),
+            "magpie-hub generate": bench_magpie_hub(n, itok, rtok, work),
+        }
+        if not args.skip_distilabel:
+            results["distilabel MagpieGenerator (defaults)"] = bench_distilabel_magpie(
+                n, itok, rtok, work
+            )
+    raw = n / results["raw llama.cpp (same prompts)"][0]
+    print(f"{n} rows, max tokens {itok} (instruction) / {rtok} (response), {os.cpu_count()} CPUs")
+    print(f"{'path':40} {'seconds':>8} {'rows':>5} {'rows/s':>7} {'vs raw':>7}")
+    for name, (seconds, written) in results.items():
+        rate = n / seconds
+        print(f"{name:40} {seconds:8.1f} {written:5d} {rate:7.3f} {rate / raw:6.2f}x")
+    print(
+        json.dumps(
+            {k: {"seconds": round(v[0], 2), "rows_written": v[1]} for k, v in results.items()}
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
