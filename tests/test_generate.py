@@ -19,6 +19,7 @@ COLUMNS = {
     "response",
     "conversation",
     "system_prompt",
+    "system_prompt_key",
     "model",
     "pre_query_template",
     "gen_config",
@@ -53,7 +54,7 @@ def test_rows_have_the_magpie_columns(tiny_build: Path, tiny_model: Path) -> Non
             {"role": "user", "content": row["instruction"]},
             {"role": "assistant", "content": row["response"]},
         ]
-        assert row["system_prompt"] is None
+        assert row["system_prompt"] is None and row["system_prompt_key"] is None
         assert row["pre_query_template"] == manifest["pre_query_template"]
         assert row["gen_config"]["seed"] == 7
         assert row["gen_config"]["response"]["temperature"] == 0.0
