@@ -7,7 +7,9 @@ limits. Run it from the repository root (it needs `make test`'s environment):
     .venv/bin/python benchmarks/bench_generate.py --rows 16
 
 Each row is one instruction plus one response. magpie-hub and the raw engine get the
-same prompts and seeds; MagpieGenerator builds its own prompts (its defaults).
+same prompts and seeds; MagpieGenerator builds its own prompts (its defaults). Each path
+runs in a fresh subprocess: distilabel forks its workers, and a process that has already
+run llama.cpp must not fork them (see README, Known limitations).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -114,36 +118,56 @@ def bench_distilabel_magpie(rows: int, itok: int, rtok: int, work: Path) -> tupl
     return elapsed, len(distiset["default"]["train"])
 
 
+def _one(path: str, n: int, itok: int, rtok: int) -> tuple[float, int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        if path == "raw":
+            return bench_raw_engine(n, itok, rtok)
+        if path == "magpie-hub":
+            return bench_magpie_hub(n, itok, rtok, Path(tmp))
+        return bench_distilabel_magpie(n, itok, rtok, Path(tmp))
+
+
+def _in_subprocess(path: str, n: int, itok: int, rtok: int) -> tuple[float, int]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--one",
+        path,
+        "--rows",
+        str(n),
+        "--instruction-tokens",
+        str(itok),
+        "--response-tokens",
+        str(rtok),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    seconds, written = json.loads(out.strip().splitlines()[-1])
+    return float(seconds), int(written)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=16)
     parser.add_argument("--instruction-tokens", type=int, default=64)
     parser.add_argument("--response-tokens", type=int, default=128)
     parser.add_argument("--skip-distilabel", action="store_true")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
     n, itok, rtok = args.rows, args.instruction_tokens, args.response_tokens
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        results = {
-            "raw llama.cpp (same prompts)": bench_raw_engine(n, itok, rtok),
-            "magpie-hub generate": bench_magpie_hub(n, itok, rtok, work),
-        }
-        if not args.skip_distilabel:
-            results["distilabel MagpieGenerator (defaults)"] = bench_distilabel_magpie(
-                n, itok, rtok, work
-            )
+    if args.one:
+        print(json.dumps(_one(args.one, n, itok, rtok)))
+        return
+    paths = {"raw llama.cpp (same prompts)": "raw", "magpie-hub generate": "magpie-hub"}
+    if not args.skip_distilabel:
+        paths["distilabel MagpieGenerator (defaults)"] = "distilabel"
+    results = {name: _in_subprocess(path, n, itok, rtok) for name, path in paths.items()}
     raw = n / results["raw llama.cpp (same prompts)"][0]
     print(f"{n} rows, max tokens {itok} (instruction) / {rtok} (response), {os.cpu_count()} CPUs")
     print(f"{'path':40} {'seconds':>8} {'rows':>5} {'rows/s':>7} {'vs raw':>7}")
     for name, (seconds, written) in results.items():
         rate = n / seconds
         print(f"{name:40} {seconds:8.1f} {written:5d} {rate:7.3f} {rate / raw:6.2f}x")
-    print(
-        json.dumps(
-            {k: {"seconds": round(v[0], 2), "rows_written": v[1]} for k, v in results.items()}
-        )
-    )
 
 
 if __name__ == "__main__":
