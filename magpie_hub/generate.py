@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -101,7 +103,7 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
         folder.write_manifest({**plan.previous, **_identity(config, model), "status": "running"})
         # distilabel handles Ctrl-C itself: it stops the steps gracefully and returns, as
         # it does when a step fails; rows left pending then say the run stopped early.
-        with _watch(folder, config.num_rows, on_progress):
+        with _watch(folder, config.num_rows, on_progress), _stdout_to_stderr():
             pipeline.run(use_cache=False)
     elapsed = time.monotonic() - started
 
@@ -173,6 +175,23 @@ def _pre_query(config: RunConfig, model: ModelInfo) -> str:
         template_system=config.engine.template_system,
     )
     return fmt.pre_query  # rows record the exact one, system prompt included
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Keep stdout for data (`--json`): while the pipeline runs, distilabel's log handler
+    (which writes to `sys.stdout`) and whatever engines print in distilabel's workers
+    (which inherit file descriptor 1) go to stderr."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _quiet_datasets() -> None:

@@ -24,6 +24,7 @@ DEFAULT_PLUGINS = (
     "magpie_hub_plugins.engine_llamacpp",
     "magpie_hub_plugins.engine_transformers",
     "magpie_hub_plugins.engine_openai",
+    "magpie_hub_plugins.engine_vllm",
 )
 
 

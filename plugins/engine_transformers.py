@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from pydantic import PrivateAttr
@@ -17,8 +16,8 @@ from magpie_hub.engines.base import (
     cut_at_stop,
     distribution_version,
 )
-from magpie_hub.engines.models import inspect_hf_folder, resolve_path
-from magpie_hub.errors import MissingDependencyError, ModelNotFoundError
+from magpie_hub.engines.models import hf_model_folder, inspect_hf_folder
+from magpie_hub.errors import MissingDependencyError
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import Engine
 
@@ -89,29 +88,10 @@ def _library_version() -> str | None:
     return distribution_version("transformers")
 
 
-def _local_folder(cfg: EngineConfig) -> Path:
-    try:
-        path, _ = resolve_path(cfg.model)
-    except ModelNotFoundError:
-        if cfg.model.count("/") != 1 or cfg.model.startswith((".", "/", "~")):
-            raise
-        from huggingface_hub import snapshot_download
-
-        token = cfg.token.get_secret_value() if cfg.token else None
-        return Path(snapshot_download(cfg.model, token=token))
-    if not path.is_dir():
-        raise ModelNotFoundError(
-            cfg.model,
-            hint="The transformers engine takes a model folder (config.json, tokenizer, "
-            'weights); for a .gguf file use `engine.name = "llamacpp"`.',
-        )
-    return path
-
-
 def inspect_model(cfg: EngineConfig) -> ModelInfo:
     if _library_version() is None:
         raise MissingDependencyError("transformers", "engine 'transformers'", INSTALL)
-    return inspect_hf_folder(_local_folder(cfg), cfg.chat_template)
+    return inspect_hf_folder(hf_model_folder(cfg), cfg.chat_template)
 
 
 @hookimpl

