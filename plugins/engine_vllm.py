@@ -60,40 +60,12 @@ class VLLMLLM(RawTextLLM):
         self._llm = self._tokenizer = None
 
     def complete(self, prompt: str, *, seed: int, sampling: Sampling) -> Completion:
-        return self._batch([prompt], [seed], sampling)[0]
+        return self.complete_batch([prompt], [seed], sampling)[0]
 
-    def generate(  # type: ignore[override]
-        self,
-        inputs: list[str],
-        num_generations: int = 1,
-        *,
-        seeds: list[int] | None = None,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 128,
-        stop: list[str] | None = None,
-    ) -> list[dict[str, Any]]:
-        sampling = Sampling(temperature, top_p, max_new_tokens, tuple(stop or ()))
-        seeds = list(seeds or range(len(inputs)))
-        prompts = [p for p in inputs for _ in range(num_generations)]
-        seeded = [s + g for s in seeds for g in range(num_generations)]
-        done = self._batch(prompts, seeded, sampling)
-        outputs = []
-        for i in range(len(inputs)):
-            mine = done[i * num_generations : (i + 1) * num_generations]
-            outputs.append(
-                {
-                    "generations": [c.text for c in mine],
-                    "statistics": {
-                        "input_tokens": [c.input_tokens for c in mine],
-                        "output_tokens": [c.output_tokens for c in mine],
-                    },
-                    "finish_reason": [c.finish_reason for c in mine],
-                }
-            )
-        return outputs
-
-    def _batch(self, prompts: list[str], seeds: list[int], sampling: Sampling) -> list[Completion]:
+    def complete_batch(
+        self, prompts: list[str], seeds: list[int], sampling: Sampling
+    ) -> list[Completion]:
+        """One vLLM `generate` call for the whole batch, a seed per prompt."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 

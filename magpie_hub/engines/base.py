@@ -110,6 +110,14 @@ class RawTextLLM(LLM):
     def complete(self, prompt: str, *, seed: int, sampling: Sampling) -> Completion:
         """Complete one prompt."""
 
+    def complete_batch(
+        self, prompts: list[str], seeds: list[int], sampling: Sampling
+    ) -> list[Completion]:
+        """Complete prompts, one seed each; engines that batch natively override this."""
+        return [
+            self.complete(p, seed=s, sampling=sampling) for p, s in zip(prompts, seeds, strict=True)
+        ]
+
     def generate(
         self,
         inputs: list[str],
@@ -122,13 +130,19 @@ class RawTextLLM(LLM):
         stop: list[str] | None = None,
     ) -> list[dict[str, Any]]:
         """distilabel's entry point; `seeds` holds one seed per prompt (default 0, 1, ...)."""
+        sampling = Sampling(temperature, top_p, max_new_tokens, tuple(stop or ()))
+        seeds = list(seeds or range(len(inputs)))
+        if len(seeds) != len(inputs):
+            raise ValueError(f"{len(inputs)} prompts but {len(seeds)} seeds")
+        n = num_generations
+        flat = self.complete_batch(
+            [p for p in inputs for _ in range(n)],
+            [s + g for s in seeds for g in range(n)],
+            sampling,
+        )
         outputs = []
-        for prompt, seed in zip(inputs, seeds or range(len(inputs)), strict=True):
-            sampling = Sampling(temperature, top_p, max_new_tokens, tuple(stop or ()))
-            done = [
-                self.complete(prompt, seed=seed + g, sampling=sampling)
-                for g in range(num_generations)
-            ]
+        for i in range(len(inputs)):
+            done = flat[i * n : (i + 1) * n]
             outputs.append(
                 {
                     "generations": [c.text for c in done],
