@@ -38,6 +38,10 @@ class InstructionSampling(SamplingConfig):
     stop_at_newline: bool = False
     """End an instruction at its first newline (Magpie's "early stopping"; Magpie turns it
     off for Llama 3.1/3.3 and Gemma 2)."""
+    ban_first_tokens: list[str] = Field(default_factory=list)
+    """Tokens an instruction may not start with, as text (whitespace ignored). Magpie bans
+    markdown headers for Llama 3.1: ["#", "##", "###", "####", "**"]. Engines llamacpp and
+    transformers only."""
 
 
 class ResponseSampling(SamplingConfig):

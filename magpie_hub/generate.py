@@ -17,8 +17,9 @@ from typing import Any
 
 from magpie_hub import __version__
 from magpie_hub.build import BuildFolder
-from magpie_hub.config import RunConfig, redacted_dump
-from magpie_hub.engines.base import ModelInfo
+from magpie_hub.config import InstructionSampling, RunConfig, redacted_dump
+from magpie_hub.engines.base import ModelInfo, RawTextLLM
+from magpie_hub.errors import ConfigError
 from magpie_hub.plugins import get_registry
 from magpie_hub.registry import BuildContext, Engine, Recipe
 from magpie_hub.templates import resolve
@@ -59,6 +60,7 @@ def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPla
     engine = registry.engine(config.engine.name)
     model = engine.inspect_model(config.engine)
     _pre_query(config, model)  # a model without a usable chat template fails here
+    _check_first_token_bans(config, engine.make_llm(config.engine, model))
     folder = BuildFolder(out)
     resumed = folder.prepare(_identity(config, model), force=force)
     return BuildPlan(
@@ -71,6 +73,19 @@ def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPla
         resumed=resumed,
         previous=folder.read_manifest() or {},
     )
+
+
+def _check_first_token_bans(config: RunConfig, llm: RawTextLLM) -> None:
+    """Fail before any work when a section bans first tokens and the engine cannot."""
+    for name, section in config:
+        bans = isinstance(section, InstructionSampling) and section.ban_first_tokens
+        if bans and not llm.supports_first_token_ban:
+            field = f"{name}.ban_first_tokens"
+            raise ConfigError(
+                f"{field}: engine {config.engine.name!r} cannot ban first tokens",
+                field=field,
+                hint=f"Use engine llamacpp or transformers, or remove `{field}`.",
+            )
 
 
 def generate(

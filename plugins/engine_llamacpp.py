@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import PrivateAttr
@@ -30,6 +30,7 @@ class LlamaCppLLM(RawTextLLM):
     """llama.cpp completion of raw prompts; special tokens in the prompt are parsed as such."""
 
     _model: Any = PrivateAttr(None)
+    supports_first_token_ban = True
 
     def load(self) -> None:
         super().load()
@@ -47,7 +48,13 @@ class LlamaCppLLM(RawTextLLM):
             self._model.close()
             self._model = None
 
+    def vocabulary(self) -> Iterator[tuple[int, str]]:
+        for i in range(self._model.n_vocab()):
+            yield i, self._model.detokenize([i]).decode("utf-8", errors="replace")
+
     def complete(self, prompt: str, *, seed: int, sampling: Sampling) -> Completion:
+        banned = sampling.ban_first_tokens
+        processors = [_ban_first(self.banned_first_ids(banned))] if banned else None
         out = self._model.create_completion(
             prompt,
             max_tokens=sampling.max_new_tokens,
@@ -55,6 +62,7 @@ class LlamaCppLLM(RawTextLLM):
             top_p=sampling.top_p,
             stop=list(sampling.stop) or None,
             seed=seed,
+            logits_processor=processors,
         )
         choice = out["choices"][0]
         usage = out.get("usage", {})
@@ -64,6 +72,20 @@ class LlamaCppLLM(RawTextLLM):
             input_tokens=usage.get("prompt_tokens", 0),
             output_tokens=usage.get("completion_tokens", 0),
         )
+
+
+def _ban_first(ids: list[int]) -> Callable[[Any, Any], Any]:
+    """A llama.cpp logits processor that bans `ids` for the first sampled token only."""
+    calls = 0
+
+    def processor(input_ids: Any, scores: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            scores[ids] = float("-inf")
+        return scores
+
+    return processor
 
 
 def _library_version() -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import PrivateAttr
@@ -29,6 +29,7 @@ class TransformersLLM(RawTextLLM):
 
     _model: Any = PrivateAttr(None)
     _tokenizer: Any = PrivateAttr(None)
+    supports_first_token_ban = True
 
     def load(self) -> None:
         super().load()
@@ -45,8 +46,13 @@ class TransformersLLM(RawTextLLM):
     def unload(self) -> None:
         self._model = self._tokenizer = None
 
+    def vocabulary(self) -> Iterator[tuple[int, str]]:
+        for i in range(len(self._tokenizer)):
+            yield i, self._tokenizer.decode([i])
+
     def complete(self, prompt: str, *, seed: int, sampling: Sampling) -> Completion:
         import torch
+        from transformers import LogitsProcessorList
 
         temperature, top_p, max_new_tokens = (
             sampling.temperature,
@@ -56,6 +62,13 @@ class TransformersLLM(RawTextLLM):
         stop = list(sampling.stop)
         tok = self._tokenizer
         ids = tok(prompt, add_special_tokens=False, return_tensors="pt")
+        start = ids["input_ids"].shape[1]
+        banned = sampling.ban_first_tokens
+        processors = (
+            LogitsProcessorList([_BanFirst(start, self.banned_first_ids(banned))])
+            if banned
+            else None
+        )
         torch.manual_seed(seed)
         sample = temperature > 0
         with torch.no_grad():
@@ -68,9 +81,10 @@ class TransformersLLM(RawTextLLM):
                 top_k=None,
                 stop_strings=stop or None,
                 tokenizer=tok,
+                logits_processor=processors,
                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
             )
-        new = out[0, ids["input_ids"].shape[1] :]
+        new = out[0, start:]
         raw = tok.decode(new, skip_special_tokens=False)
         ends = [*stop, tok.eos_token] if tok.eos_token else stop
         text, stopped = cut_at_stop(raw, ends)
@@ -82,6 +96,18 @@ class TransformersLLM(RawTextLLM):
             input_tokens=int(ids["input_ids"].shape[1]),
             output_tokens=len(new),
         )
+
+
+class _BanFirst:
+    """A transformers logits processor that bans `ids` at the first generated position."""
+
+    def __init__(self, start: int, ids: list[int]) -> None:
+        self.start, self.ids = start, ids
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if input_ids.shape[1] == self.start:
+            scores[:, self.ids] = float("-inf")
+        return scores
 
 
 def _library_version() -> str | None:

@@ -98,8 +98,15 @@ def rows(build: Path) -> list[dict]:
     return table.select(["instruction", "response", "pre_query_template"]).to_pylist()
 
 
+def prompt_log(path: Path) -> list[dict]:
+    return sorted(
+        (json.loads(line) for line in path.read_text().splitlines()),
+        key=lambda r: (r["seed"], r["prompt"]),
+    )
+
+
 def test_same_prompts_same_text_as_the_embedded_engine(
-    cli, llama_server, embedded_model, tmp_path
+    cli, llama_server, embedded_model, tiny_model, tmp_path, monkeypatch
 ) -> None:
     local = tmp_path / "local.toml"
     local.write_text(CONFIG.format(engine="llamacpp", model="embedded:smollm2", extra=""))
@@ -113,11 +120,32 @@ def test_same_prompts_same_text_as_the_embedded_engine(
             "request_extra = {repeat_penalty = 1.0}",
         )
     )
-    for name, config in (("local", local), ("remote", remote)):
+    # The tiny transformers model with SmolLM2's chat template: its rows differ, but the
+    # instruction prompts (which depend on no earlier output) must not.
+    from magpie_hub.engines.models import inspect_gguf
+
+    smollm2 = inspect_gguf(embedded_model, "smollm2", None).chat_template
+    assert smollm2 is not None
+    folder = tmp_path / "tiny.toml"
+    folder.write_text(
+        CONFIG.format(
+            engine="transformers",
+            model=tiny_model,
+            extra=f"chat_template = {json.dumps(smollm2.source)}",
+        )
+    )
+    for name, config in (("local", local), ("remote", remote), ("tiny", folder)):
+        monkeypatch.setenv("MAGPIE_HUB_LOG_PROMPTS", str(tmp_path / f"{name}.jsonl"))
         result = cli("generate", str(config), "--out", str(tmp_path / name), "--json")
         assert result.exit_code == 0, result.stderr
     local_rows, remote_rows = rows(tmp_path / "local"), rows(tmp_path / "remote")
     assert local_rows and local_rows == remote_rows
+    # Every engine was sent the identical text, seed, stop strings and sampling.
+    sent = {name: prompt_log(tmp_path / f"{name}.jsonl") for name in ("local", "remote", "tiny")}
+    assert len(sent["local"]) == 4 and sent["local"] == sent["remote"]
+    first_turn = [r for r in sent["local"] if r["max_new_tokens"] == 48]
+    assert len(first_turn) == 2
+    assert [r for r in sent["tiny"] if r["max_new_tokens"] == 48] == first_turn
     manifest = json.loads((tmp_path / "remote" / "manifest.json").read_text())
     assert manifest["model"]["engine"] == "openai"
     assert "api_key" not in manifest["config"]["engine"]

@@ -9,16 +9,20 @@ receives identical prompts and a row's text does not depend on batching.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from abc import abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from distilabel.models.llms.base import LLM
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from magpie_hub.chat_template import ChatTemplate
+from magpie_hub.errors import EngineError
 
 if TYPE_CHECKING:
     from magpie_hub.config import EngineConfig
@@ -45,6 +49,8 @@ class Sampling:
     top_p: float
     max_new_tokens: int
     stop: tuple[str, ...] = ()
+    ban_first_tokens: tuple[str, ...] = ()
+    """Token texts (surrounding whitespace ignored) the first sampled token may not be."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,26 @@ def distribution_version(name: str) -> str | None:
         return None
 
 
+def banned_token_ids(vocabulary: Iterable[tuple[int, str]], texts: Iterable[str]) -> list[int]:
+    """Ids of the tokens whose text, without surrounding whitespace, is one of `texts`."""
+    wanted = {t.strip() for t in texts if t.strip()}
+    return [i for i, piece in vocabulary if piece.strip() in wanted]
+
+
+PROMPT_LOG_ENV = "MAGPIE_HUB_LOG_PROMPTS"
+"""Names a file to which every engine appends each prompt it is sent, as JSON lines."""
+
+
+def log_prompts(path: Path, prompts: list[str], seeds: list[int], sampling: Sampling) -> None:
+    """Append one JSON line per prompt: the exact text, its seed and the sampling."""
+    lines = "".join(
+        json.dumps({"prompt": p, "seed": s, **asdict(sampling)}) + "\n"
+        for p, s in zip(prompts, seeds, strict=True)
+    )
+    with path.open("a", encoding="utf-8") as fh:  # one write per batch: workers append
+        fh.write(lines)
+
+
 def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     """Cut `text` at the first stop string; say whether one was found."""
     cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
@@ -91,6 +117,9 @@ class RawTextLLM(LLM):
     threads: int | None = None
     context_length: int = 2048
     structured_output: Any = Field(default=None, exclude=True)
+    supports_first_token_ban: ClassVar[bool] = False
+    """Whether the engine can ban tokens at the first position only (`ban_first_tokens`)."""
+    _banned: dict[tuple[str, ...], list[int]] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def for_model(cls, cfg: EngineConfig, info: ModelInfo) -> RawTextLLM:
@@ -105,6 +134,18 @@ class RawTextLLM(LLM):
     @property
     def model_name(self) -> str:
         return self.model_id
+
+    def vocabulary(self) -> Iterator[tuple[int, str]]:
+        """Every token id with its decoded text (engines that support first-token bans)."""
+        raise NotImplementedError
+
+    def banned_first_ids(self, texts: tuple[str, ...]) -> list[int]:
+        """The ids `ban_first_tokens` stands for in this model's vocabulary (computed once)."""
+        if not self.supports_first_token_ban:
+            raise EngineError(f"engine {type(self).__name__} cannot ban first tokens")
+        if texts not in self._banned:
+            self._banned[texts] = banned_token_ids(self.vocabulary(), texts)
+        return self._banned[texts]
 
     @abstractmethod
     def complete(self, prompt: str, *, seed: int, sampling: Sampling) -> Completion:
@@ -128,12 +169,19 @@ class RawTextLLM(LLM):
         top_p: float = 1.0,
         max_new_tokens: int = 128,
         stop: list[str] | None = None,
+        ban_first_tokens: list[str] | None = None,
     ) -> list[dict[str, Any]]:
         """distilabel's entry point; `seeds` holds one seed per prompt (default 0, 1, ...)."""
-        sampling = Sampling(temperature, top_p, max_new_tokens, tuple(stop or ()))
+        if ban_first_tokens and not self.supports_first_token_ban:
+            raise EngineError(f"engine {type(self).__name__} cannot ban first tokens")
+        sampling = Sampling(
+            temperature, top_p, max_new_tokens, tuple(stop or ()), tuple(ban_first_tokens or ())
+        )
         seeds = list(seeds or range(len(inputs)))
         if len(seeds) != len(inputs):
             raise ValueError(f"{len(inputs)} prompts but {len(seeds)} seeds")
+        if log := os.environ.get(PROMPT_LOG_ENV):
+            log_prompts(Path(log), inputs, seeds, sampling)
         n = num_generations
         flat = self.complete_batch(
             [p for p in inputs for _ in range(n)],
