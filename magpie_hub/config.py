@@ -77,6 +77,20 @@ class EngineConfig(StrictModel):
     tokenizer_config.json (openai engine)."""
 
 
+class CardConfig(StrictModel):
+    """What the dataset card says that the build cannot know (publishing only)."""
+
+    pretty_name: str | None = None
+    license: str = "other"
+    """The data's license; it depends on the model's own license terms."""
+    language: list[str] = Field(default_factory=lambda: ["en"])
+    task_categories: list[str] = Field(default_factory=lambda: ["text-generation"])
+    tags: list[str] = Field(default_factory=list)
+    """Extra tags, added to synthetic, magpie, distilabel and magpie-hub."""
+    summary: str | None = None
+    """A paragraph that opens the card; default: one made from the recipe and model."""
+
+
 class RunConfig(StrictModel):
     """Fields every recipe shares. Recipes subclass this with their own sections."""
 
@@ -86,11 +100,13 @@ class RunConfig(StrictModel):
     batch_size: int = Field(8, ge=1, le=4096)
     """Rows per pipeline batch; also the unit a resumed run keeps or redoes."""
     engine: EngineConfig = EngineConfig()
+    card: CardConfig = CardConfig()
 
     def fingerprint(self) -> str:
-        """Hash of everything that shapes the rows (num_rows excluded: a build may grow)."""
+        """Hash of everything that shapes the rows (num_rows and the card excluded)."""
         data = redacted_dump(self)
         data.pop("num_rows", None)
+        data.pop("card", None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -101,9 +117,19 @@ def redacted_dump(model: BaseModel) -> dict[str, Any]:
     for name, info in type(model).model_fields.items():
         if "SecretStr" in str(info.annotation):
             continue
-        value = getattr(model, name)
-        data[name] = redacted_dump(value) if isinstance(value, BaseModel) else value
+        data[name] = _plain(getattr(model, name))
     return data
+
+
+def _plain(value: Any) -> Any:
+    """Config values as JSON-ready data: nested models (in tables and lists too) redacted."""
+    if isinstance(value, BaseModel):
+        return redacted_dump(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

@@ -124,3 +124,27 @@ class BuildFolderError(MagpieHubError):
 
 class EngineError(MagpieHubError):
     """An engine or the server behind it failed or cannot serve what was asked."""
+
+
+class HubError(MagpieHubError):
+    """The Hugging Face Hub refused or failed a request; the local build is untouched."""
+
+    def __init__(self, repo_id: str, message: str, *, hint: str | None = None) -> None:
+        self.repo_id = repo_id
+        super().__init__(f"{repo_id}: {message}", hint=hint)
+
+
+class HubAuthError(HubError):
+    """No token, or the Hub rejected it."""
+
+
+class HubPermissionError(HubError):
+    """The token cannot write to this repository (another owner's, or read-only)."""
+
+
+class HubNetworkError(HubError):
+    """The Hub could not be reached."""
+
+
+class HubConflictError(HubError):
+    """The release clashes with what the repository holds (a tag at another commit)."""

@@ -25,6 +25,7 @@ DEFAULT_PLUGINS = (
     "magpie_hub_plugins.engine_transformers",
     "magpie_hub_plugins.engine_openai",
     "magpie_hub_plugins.engine_vllm",
+    "magpie_hub_plugins.card_magpie",
 )
 
 
@@ -36,6 +37,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     recipes: list[str] = field(default_factory=list)
     engines: list[str] = field(default_factory=list)
+    card_sections: list[str] = field(default_factory=list)
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -46,6 +48,7 @@ class PluginInfo:
             "hooks": self.hooks,
             "recipes": self.recipes,
             "engines": self.engines,
+            "card_sections": self.card_sections,
             "error": self.error,
         }
 
@@ -104,6 +107,7 @@ def load_plugins() -> LoadedPlugins:
         info.hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
     _collect(pm, "register_recipes", registry, infos)
     _collect(pm, "register_engines", registry, infos)
+    _collect(pm, "register_card_sections", registry, infos)
     return LoadedPlugins(manager=pm, infos=infos, registry=registry)
 
 
@@ -121,8 +125,8 @@ def _collect(
 
 def _register(registry: Registry, info: PluginInfo, item: Any) -> None:
     registry.add(item, info.name)
-    kind = info.recipes if type(item).__name__ == "Recipe" else info.engines
-    kind.append(item.name)
+    lists = {"Recipe": info.recipes, "Engine": info.engines, "CardSection": info.card_sections}
+    lists[type(item).__name__].append(item.name)
 
 
 _loaded: LoadedPlugins | None = None

@@ -81,10 +81,24 @@ class Engine:
     plugin: str = field(default="", compare=False)
 
 
+@dataclass(frozen=True)
+class CardSection:
+    """A section of the dataset card: `render` gets the card context (see `magpie_hub.card`)
+    and returns Markdown, or None to leave the section out of this card."""
+
+    name: str
+    title: str
+    render: Callable[[Any], str | None]
+    order: int = 50
+    """Sections appear by order, then name, after the statistics and before limitations."""
+    plugin: str = field(default="", compare=False)
+
+
 @dataclass
 class Registry:
     recipes: dict[str, Recipe] = field(default_factory=dict)
     engines: dict[str, Engine] = field(default_factory=dict)
+    card_sections: dict[str, CardSection] = field(default_factory=dict)
 
     def recipe(self, name: str) -> Recipe:
         from magpie_hub.errors import UnknownNameError
@@ -103,10 +117,14 @@ class Registry:
     def add(self, item: Any, plugin: str) -> None:
         from magpie_hub.errors import PluginError
 
-        if not isinstance(item, Recipe | Engine):
-            raise PluginError(plugin, f"registered {item!r}, which is neither Recipe nor Engine")
-        table: dict[str, Any] = self.recipes if isinstance(item, Recipe) else self.engines
-        kind = "recipe" if isinstance(item, Recipe) else "engine"
+        tables: dict[type, tuple[str, dict[str, Any]]] = {
+            Recipe: ("recipe", self.recipes),
+            Engine: ("engine", self.engines),
+            CardSection: ("card section", self.card_sections),
+        }
+        if type(item) not in tables:
+            raise PluginError(plugin, f"registered {item!r}, not a Recipe, Engine or CardSection")
+        kind, table = tables[type(item)]
         if item.name in table:
             raise PluginError(
                 plugin,

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 
-from magpie_hub import plugins
-from magpie_hub.cli.main import main
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# huggingface_hub and datasets read these when first imported: set them before anything
+# imports either, so every test talks to the Hub emulator (tests/hub_emulator), never the Hub.
+HUB_PORT = _free_port()
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ.pop("HF_TOKEN", None)
+
+import pytest  # noqa: E402
+
+from magpie_hub import plugins  # noqa: E402
+from magpie_hub.cli.main import main  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent
@@ -26,6 +41,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     monkeypatch.setenv("DISTILABEL_CACHE_DIR", str(tmp_path / "distilabel-cache"))
     monkeypatch.delenv("MAGPIE_HUB_PLUGINS", raising=False)
     monkeypatch.delenv("MAGPIE_HUB_DEBUG", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     plugins.reset()
     yield
     plugins.reset()
@@ -157,3 +173,27 @@ def embedded_model() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The Hub emulator on the port HF_ENDPOINT names, for the whole session."""
+    from hub_emulator import make_emulator, serve
+
+    emulator = make_emulator(tmp_path_factory.mktemp("hub"))
+    with serve(emulator, HUB_PORT):
+        yield emulator
+
+
+@pytest.fixture
+def hub(hub_server, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The emulator, online, with alice's token in HF_TOKEN; faults cleared after the test."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_alice_test")
+    yield hub_server
+    hub_server.faults.clear()

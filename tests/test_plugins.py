@@ -33,7 +33,13 @@ def test_plugins_json_lists_each_plugin_with_what_it_registers(cli, with_plugins
         assert {"name", "version", "hooks", "recipes", "engines"} <= set(item)
     example = listed["example"]
     assert example["version"] == "1.2.3"
-    assert example["hooks"] == ["register_commands", "register_engines", "register_recipes"]
+    assert example["hooks"] == [
+        "register_card_sections",
+        "register_commands",
+        "register_engines",
+        "register_recipes",
+    ]
+    assert example["card_sections"] == ["example-notes"]
     assert example["recipes"] == ["instructions-only"]
     assert example["engines"] == ["echo"]
     assert listed["engine_llamacpp"]["engines"] == ["llamacpp"]

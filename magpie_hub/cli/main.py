@@ -10,6 +10,7 @@ import typer
 
 from magpie_hub import __version__
 from magpie_hub.cli import generate as generate_cmd
+from magpie_hub.cli import hub as hub_cmd
 from magpie_hub.cli import init as init_cmd
 from magpie_hub.cli import plugins as plugins_cmd
 from magpie_hub.cli import templates as templates_cmd
@@ -42,6 +43,7 @@ def make_app() -> typer.Typer:
     generate_cmd.register(app)
     plugins_cmd.register(app)
     templates_cmd.register(app)
+    hub_cmd.register(app)
 
     from magpie_hub.plugins import get_plugins
 

@@ -1,0 +1,1 @@
+"""Jinja templates of the dataset card (shipped as the package `magpie_hub_cards`)."""

@@ -1,0 +1,109 @@
+"""The release tree: exactly the files one Hub release commits, staged from a build folder.
+
+README.md                      the dataset card
+data/<config>/<shard>.parquet  one folder per config (the build's data/ and its views)
+images/<config>-lengths.png    plots embedded in the card
+magpie-hub.toml                the config used, secrets removed
+manifest.json                  the build's manifest
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from magpie_hub.card import CardContext, config_stats, length_plot, render_card
+from magpie_hub.errors import BuildFolderError
+from magpie_hub.plugins import get_registry
+
+MANIFEST = "manifest.json"
+DEFAULT_CONFIG = "default"
+
+
+@dataclass(frozen=True)
+class ReleaseTree:
+    root: Path
+    files: list[str]
+    """Repo paths, sorted."""
+    configs: dict[str, list[str]]
+    """Config name -> its Parquet files (repo paths)."""
+    card: str
+
+
+def build_configs(build: Path) -> dict[str, list[Path]]:
+    """The build's Parquet shards by config: data/*.parquet is `default`, data/<view>/ a view."""
+    data = build / "data"
+    configs: dict[str, list[Path]] = {}
+    if top := sorted(data.glob("*.parquet")):
+        configs[DEFAULT_CONFIG] = top
+    for view in sorted(p for p in data.glob("*") if p.is_dir()):
+        if shards := sorted(view.glob("*.parquet")):
+            configs[view.name] = shards
+    return configs
+
+
+def read_complete_manifest(build: Path) -> dict[str, Any]:
+    """The manifest of a finished build; a clear error for anything else."""
+    path = build / MANIFEST
+    if not path.exists():
+        raise BuildFolderError(
+            build,
+            "not a build folder (no manifest.json)",
+            hint="Pass the --out folder of `magpie-hub generate`.",
+        )
+    manifest = dict(json.loads(path.read_text(encoding="utf-8")))
+    if manifest.get("status") != "complete":
+        raise BuildFolderError(
+            build,
+            f"the build is {manifest.get('status', 'unfinished')}, not complete",
+            hint="Re-run the same `magpie-hub generate` command to finish it, then publish.",
+        )
+    return manifest
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+def stage_release(
+    build: Path, dest: Path, *, repo_id: str = "NAMESPACE/NAME", tag: str | None = None
+) -> ReleaseTree:
+    """Write the release tree of `build` into `dest` (emptied first) and render the card."""
+    manifest = read_complete_manifest(build)
+    configs = build_configs(build)
+    if not configs:
+        raise BuildFolderError(build, "the build has no Parquet data to publish")
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    repo_configs: dict[str, list[str]] = {}
+    for name, shards in configs.items():
+        (dest / "data" / name).mkdir(parents=True)
+        repo_configs[name] = []
+        for shard in shards:
+            path = f"data/{name}/{shard.name}"
+            shutil.copyfile(shard, dest / path)
+            repo_configs[name].append(path)
+    # The manifest's config is already redacted (generate writes it so); keep it that way.
+    (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    config = _without_none(manifest.get("config") or {})
+    (dest / "magpie-hub.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
+
+    stats = {name: config_stats(dest, name, paths) for name, paths in repo_configs.items()}
+    ctx = CardContext(tree=dest, manifest=manifest, stats=stats, repo_id=repo_id, tag=tag)
+    for name, paths in repo_configs.items():
+        if stats[name].rows and (image := length_plot(dest, name, paths)):
+            ctx.images[name] = image
+    card = render_card(ctx, list(get_registry().card_sections.values()))
+    (dest / "README.md").write_text(card, encoding="utf-8")
+    files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    return ReleaseTree(root=dest, files=files, configs=repo_configs, card=card)
