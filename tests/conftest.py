@@ -22,7 +22,7 @@ def _free_port() -> int:
 HUB_PORT = _free_port()
 os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
 os.environ["HF_HUB_DISABLE_XET"] = "1"
-os.environ.pop("HF_TOKEN", None)
+REAL_HF_TOKEN = os.environ.pop("HF_TOKEN", None)  # only tests/test_hub_live.py uses it
 
 import pytest  # noqa: E402
 

@@ -33,6 +33,7 @@ def test_wheel_contents(tmp_path: Path) -> None:
         assert f"magpie_hub_plugins/{plugin.name}" in names
     assert "magpie_hub_plugins/recipe_magpie.toml" in names
     assert "magpie_hub/py.typed" in names
+    assert "magpie_hub_cards/card.md.jinja" in names  # the card template ships in the wheel
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "magpie-hub = magpie_hub.cli.main:main" in text

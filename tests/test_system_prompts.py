@@ -88,3 +88,21 @@ model = "x"
         assert row["pre_query_template"] == (
             f"<|im_start|>system\n{row['system_prompt']}<|im_end|>\n<|im_start|>user\n"
         )
+
+
+def test_a_weighted_table_is_recorded_in_the_manifest_config(tmp_path: Path) -> None:
+    """A table of prompts is plain data in the fingerprint and the manifest (was a crash)."""
+    from magpie_hub.config import redacted_dump
+
+    path = write_config(
+        tmp_path / "c.toml",
+        'recipe = "magpie"\n[system_prompt.math]\nprompt = "@math"\nweight = 2\n'
+        '[system_prompt.code]\nprompt = "Write code."\n',
+    )
+    cfg = load_config(path, get_registry())
+    dumped = json.loads(json.dumps(redacted_dump(cfg)))
+    assert dumped["system_prompt"] == {
+        "math": {"prompt": "@math", "weight": 2.0},
+        "code": {"prompt": "Write code.", "weight": 1.0},
+    }
+    assert len(cfg.fingerprint()) == 16
