@@ -75,6 +75,14 @@ def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPla
     )
 
 
+def _plugin_versions(*names: str) -> dict[str, str | None]:
+    """`plugin:<name>` -> version for the plugins behind the recipe and engine."""
+    from magpie_hub.plugins import get_plugins
+
+    infos = get_plugins().infos
+    return {f"plugin:{n}": infos[n].version for n in sorted(set(names)) if n in infos}
+
+
 def _check_first_token_bans(config: RunConfig, llm: RawTextLLM) -> None:
     """Fail before any work when a section bans first tokens and the engine cannot."""
     for name, section in config:
@@ -140,6 +148,7 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
             "distilabel": metadata.version("distilabel"),
             f"engine:{engine.name}": engine.library_version(),
             "python": platform.python_version(),
+            **_plugin_versions(plan.recipe.plugin, engine.plugin),
         },
         "model": {
             "id": model.model_id,

@@ -82,7 +82,13 @@ def stage_release(
     configs = build_configs(build)
     if not configs:
         raise BuildFolderError(build, "the build has no Parquet data to publish")
-    if dest.exists():
+    if dest.exists() and any(dest.iterdir()):
+        if not (dest / MANIFEST).exists() or dest.resolve() == build.resolve():
+            raise BuildFolderError(
+                dest,
+                "exists and is not an earlier release tree; refusing to overwrite it",
+                hint="Pass an empty or new folder.",
+            )
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     repo_configs: dict[str, list[str]] = {}

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ def _free_port() -> int:
 HUB_PORT = _free_port()
 os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
 os.environ["HF_HUB_DISABLE_XET"] = "1"
+# datasets fixes its cache folder at import too; a shared one served rows of earlier runs.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="magpie-hub-test-datasets-")
 REAL_HF_TOKEN = os.environ.pop("HF_TOKEN", None)  # only tests/test_hub_live.py uses it
 
 import pytest  # noqa: E402

@@ -67,7 +67,15 @@ def test_manifest_contents(tiny_build: Path, tiny_model: Path) -> None:
     assert m["config"]["engine"]["model"] == str(tiny_model)
     assert m["config"]["num_rows"] == 6
     assert "token" not in m["config"]["engine"]
-    assert set(m["versions"]) == {"magpie-hub", "distilabel", "engine:transformers", "python"}
+    assert set(m["versions"]) == {
+        "magpie-hub",
+        "distilabel",
+        "engine:transformers",
+        "python",
+        "plugin:recipe_magpie",
+        "plugin:engine_transformers",
+    }
+    assert m["versions"]["plugin:recipe_magpie"] == m["versions"]["magpie-hub"]
     assert m["versions"]["distilabel"] == "1.5.3"
     assert m["model"]["sha256"] == file_sha256(tiny_model)
     assert m["model"]["engine"] == "transformers"

@@ -247,3 +247,23 @@ def test_an_unfinished_build_is_refused(cli, tmp_path) -> None:
     result = cli("card", str(tmp_path / "b"))
     assert result.exit_code == 1
     assert "not complete" in result.stderr and "Re-run the same" in result.stderr
+
+
+def test_a_revision_branch_gets_the_release_and_main_stays(hub, build) -> None:
+    main_before = push(build, "alice/branches").commit
+    staged = push(build, "alice/branches", revision="staging", tag="rc1")
+    assert staged.revision == "staging" and staged.committed
+    branches = dict(hub.store.refs("alice/branches")["branches"])
+    assert branches == {"main": main_before, "staging": staged.commit}
+    assert dict(hub.store.refs("alice/branches")["tags"]) == {"rc1": staged.commit}
+
+
+def test_local_refuses_to_overwrite_a_folder_that_is_not_a_release(cli, build, tmp_path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    result = cli("push", str(build), "--repo", "alice/x", "--local", str(precious))
+    assert result.exit_code == 1 and "refusing to overwrite" in result.stderr
+    assert (precious / "notes.txt").read_text() == "keep me"
+    assert cli("push", str(build), "--repo", "alice/x", "--local", str(build)).exit_code == 1
+    assert (build / "manifest.json").exists()
