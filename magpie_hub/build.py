@@ -146,6 +146,28 @@ class BuildFolder:
             paths.append(path)
         return paths
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The consolidated rows, in order."""
+        import pyarrow.parquet as pq
+
+        shards = sorted(self.data.glob("*.parquet"))
+        return [r for path in shards for r in pq.read_table(path).to_pylist()]
+
+    def write_views(self, views: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Write each `registry.View` as data/<name>/ shards; returns their counts."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        counts = {}
+        for name, view in views.items():
+            folder = self.data / name
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            table = pa.Table.from_pylist(view.rows, schema=view.features.arrow_schema)
+            pq.write_table(table, folder / "train-00000-of-00001.parquet")
+            counts[name] = {"rows": len(view.rows), **view.counts}
+        return counts
+
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.manifest_path.with_suffix(".json.tmp")

@@ -77,6 +77,21 @@ class EngineConfig(StrictModel):
     tokenizer_config.json (openai engine)."""
 
 
+class ScorerConfig(StrictModel):
+    """How pairs are scored (recipe `magpie-ultra`); `magpie-hub plugins` lists scorers."""
+
+    name: str = "none"
+    """`none` (the instruct response is chosen by convention), `reward-model` or `judge`."""
+    model: str | None = None
+    """reward-model: a sequence-classification model folder or Hub id."""
+    engine: EngineConfig | None = None
+    """judge: the engine and model that judge (its own table, `[scorer.engine]`)."""
+    mode: Literal["absolute", "pairwise"] = "pairwise"
+    """judge: rate each response 1-10, or compare the two in both orders."""
+    max_new_tokens: int = Field(64, ge=8, le=4096)
+    """judge: room for the JSON verdict."""
+
+
 class CardConfig(StrictModel):
     """What the dataset card says that the build cannot know (publishing only)."""
 
@@ -101,6 +116,10 @@ class RunConfig(StrictModel):
     """Rows per pipeline batch; also the unit a resumed run keeps or redoes."""
     engine: EngineConfig = EngineConfig()
     card: CardConfig = CardConfig()
+
+    def extra_engines(self) -> dict[str, EngineConfig]:
+        """Engines besides `engine` that the recipe runs (e.g. a base model), by name."""
+        return {}
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes the rows (num_rows and the card excluded)."""

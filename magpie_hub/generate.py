@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class BuildPlan:
     model: ModelInfo
     folder: BuildFolder
     todo: list[int]
+    extras: dict[str, tuple[Engine, ModelInfo]]
     resumed: bool
     previous: dict[str, Any]
 
@@ -61,8 +63,12 @@ def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPla
     model = engine.inspect_model(config.engine)
     _pre_query(config, model)  # a model without a usable chat template fails here
     _check_first_token_bans(config, engine.make_llm(config.engine, model))
+    extras = {}
+    for name, cfg in config.extra_engines().items():
+        extra = registry.engine(cfg.name)
+        extras[name] = (extra, extra.inspect_model(cfg))
     folder = BuildFolder(out)
-    resumed = folder.prepare(_identity(config, model), force=force)
+    resumed = folder.prepare(_identity(config, model, extras), force=force)
     return BuildPlan(
         config=config,
         recipe=recipe,
@@ -70,6 +76,7 @@ def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPla
         model=model,
         folder=folder,
         todo=folder.pending(config.num_rows),
+        extras=extras,
         resumed=resumed,
         previous=folder.read_manifest() or {},
     )
@@ -120,10 +127,13 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
             row_indices=plan.todo,
             chunk_dir=folder.chunks,
             cache_dir=folder.cache,
+            extra_models={name: info for name, (_, info) in plan.extras.items()},
+            make_extra_llm=partial(_make_extra_llm, plan),
         )
         pipeline = plan.recipe.build_pipeline(ctx)
         _quiet_datasets()
-        folder.write_manifest({**plan.previous, **_identity(config, model), "status": "running"})
+        identity = _identity(config, model, plan.extras)
+        folder.write_manifest({**plan.previous, **identity, "status": "running"})
         # distilabel handles Ctrl-C itself: it stops the steps gracefully and returns, as
         # it does when a step fails; rows left pending then say the run stopped early.
         with _watch(folder, config.num_rows, on_progress), _stdout_to_stderr():
@@ -134,11 +144,12 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
     folder.consolidate(plan.recipe.features, config.num_rows)
     written = len([i for i in state.written if i < config.num_rows])
     pending = len(folder.pending(config.num_rows))
+    views = plan.recipe.views(folder.rows(), config) if plan.recipe.views and not pending else {}
     if on_progress:
         on_progress(config.num_rows - pending, config.num_rows)
     total_seconds = plan.previous.get("timings", {}).get("total_seconds", 0.0) + elapsed
     manifest = {
-        **_identity(config, model),
+        **_identity(config, model, plan.extras),
         "status": "complete" if pending == 0 else "incomplete",
         "created": plan.previous.get("created") or _now(),
         "updated": _now(),
@@ -157,6 +168,7 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
             "format": model.format,
             "sha256": model.sha256,
         },
+        **_extra_models(plan),
         "pre_query_template": _pre_query(config, model),
         "seed": config.seed,
         "counts": {
@@ -174,20 +186,43 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
         "resumed": plan.resumed,
         "failed_rows": len(state.failed),
         "features": plan.recipe.features.to_dict(),
+        "views": folder.write_views(views),
         "data_files": sorted(
-            str(p.relative_to(folder.root)) for p in folder.data.glob("*.parquet")
+            str(p.relative_to(folder.root)) for p in folder.data.rglob("*.parquet")
         ),
     }
     folder.write_manifest(manifest)
     return GenerateResult(out=folder.root, manifest=manifest, log_dir=folder.cache)
 
 
-def _identity(config: RunConfig, model: ModelInfo) -> dict[str, str]:
+def _identity(
+    config: RunConfig, model: ModelInfo, extras: dict[str, tuple[Engine, ModelInfo]]
+) -> dict[str, Any]:
     """What makes two runs the same build: a folder holds rows of one identity only."""
-    return {
+    identity: dict[str, Any] = {
         "recipe": config.recipe,
         "fingerprint": config.fingerprint(),
         "model_sha256": model.sha256,
+    }
+    if extras:
+        identity["extra_model_sha256"] = {n: info.sha256 for n, (_, info) in extras.items()}
+    return identity
+
+
+def _make_extra_llm(plan: BuildPlan, name: str) -> RawTextLLM:
+    engine, info = plan.extras[name]
+    return engine.make_llm(plan.config.extra_engines()[name], info)
+
+
+def _extra_models(plan: BuildPlan) -> dict[str, Any]:
+    """The manifest's record of the extra engines' models (nothing when there are none)."""
+    if not plan.extras:
+        return {}
+    return {
+        "extra_models": {
+            name: {"id": i.model_id, "engine": e.name, "file": i.path.name, "sha256": i.sha256}
+            for name, (e, i) in plan.extras.items()
+        }
     }
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from magpie_hub.registry import CardSection, Engine, Recipe
+    from magpie_hub.registry import CardSection, Engine, Recipe, Scorer
 
 hookspec = pluggy.HookspecMarker("magpie_hub")
 hookimpl = pluggy.HookimplMarker("magpie_hub")
@@ -22,6 +22,11 @@ def register_recipes(register: Callable[[Recipe], None]) -> None:
 @hookspec
 def register_engines(register: Callable[[Engine], None]) -> None:
     """Register LLM engines: how to inspect a model and make its distilabel LLM."""
+
+
+@hookspec
+def register_scorers(register: Callable[[Scorer], None]) -> None:
+    """Register scorers for response pairs: a name and a factory of a distilabel step."""
 
 
 @hookspec

@@ -25,6 +25,8 @@ DEFAULT_PLUGINS = (
     "magpie_hub_plugins.engine_transformers",
     "magpie_hub_plugins.engine_openai",
     "magpie_hub_plugins.engine_vllm",
+    "magpie_hub_plugins.recipe_magpie_ultra",
+    "magpie_hub_plugins.scorers",
     "magpie_hub_plugins.card_magpie",
 )
 
@@ -38,6 +40,7 @@ class PluginInfo:
     recipes: list[str] = field(default_factory=list)
     engines: list[str] = field(default_factory=list)
     card_sections: list[str] = field(default_factory=list)
+    scorers: list[str] = field(default_factory=list)
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -49,6 +52,7 @@ class PluginInfo:
             "recipes": self.recipes,
             "engines": self.engines,
             "card_sections": self.card_sections,
+            "scorers": self.scorers,
             "error": self.error,
         }
 
@@ -108,6 +112,7 @@ def load_plugins() -> LoadedPlugins:
     _collect(pm, "register_recipes", registry, infos)
     _collect(pm, "register_engines", registry, infos)
     _collect(pm, "register_card_sections", registry, infos)
+    _collect(pm, "register_scorers", registry, infos)
     return LoadedPlugins(manager=pm, infos=infos, registry=registry)
 
 
@@ -125,7 +130,12 @@ def _collect(
 
 def _register(registry: Registry, info: PluginInfo, item: Any) -> None:
     registry.add(item, info.name)
-    lists = {"Recipe": info.recipes, "Engine": info.engines, "CardSection": info.card_sections}
+    lists = {
+        "Recipe": info.recipes,
+        "Engine": info.engines,
+        "CardSection": info.card_sections,
+        "Scorer": info.scorers,
+    }
     lists[type(item).__name__].append(item.name)
 
 

@@ -30,6 +30,10 @@ class BuildContext:
     """Where the sink step commits finished chunks."""
     cache_dir: Path
     """distilabel's own cache and logs for this build."""
+    extra_models: dict[str, ModelInfo] = field(default_factory=dict)
+    """Models of the config's extra engines (`RunConfig.extra_engines`), by name."""
+    make_extra_llm: Callable[[str], RawTextLLM] | None = None
+    """Returns a fresh, unloaded LLM for the extra engine of that name."""
 
     def prompt_format(self) -> PromptFormat:
         """The configured template (`auto` or a preset) resolved for the inspected model."""
@@ -65,7 +69,18 @@ class Recipe:
     """Commented TOML that runs as-is on the embedded model (`magpie-hub init`)."""
     features: Any
     """`datasets.Features` of the rows the recipe writes."""
+    views: Callable[[list[dict[str, Any]], RunConfig], dict[str, View]] | None = None
+    """Derived views of the finished rows, each written as its own config (data/<name>/)."""
     plugin: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class View:
+    """Rows derived from a finished build, with their features and what was left out."""
+
+    rows: list[dict[str, Any]]
+    features: Any
+    counts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,11 +109,31 @@ class CardSection:
     plugin: str = field(default="", compare=False)
 
 
+@dataclass(frozen=True)
+class Scorer:
+    """Scores the two responses of a pair (recipe `magpie-ultra`)."""
+
+    name: str
+    description: str
+    make_step: Callable[[BuildContext, Any], Any]
+    """(build context, the `[scorer]` config) -> a distilabel step that sets `score`,
+    `score_base`, `score_difference`, `score_error` and `scorer` on every live row."""
+    plugin: str = field(default="", compare=False)
+
+
 @dataclass
 class Registry:
     recipes: dict[str, Recipe] = field(default_factory=dict)
     engines: dict[str, Engine] = field(default_factory=dict)
     card_sections: dict[str, CardSection] = field(default_factory=dict)
+    scorers: dict[str, Scorer] = field(default_factory=dict)
+
+    def scorer(self, name: str) -> Scorer:
+        from magpie_hub.errors import UnknownNameError
+
+        if name not in self.scorers:
+            raise UnknownNameError("scorer", name, self.scorers)
+        return self.scorers[name]
 
     def recipe(self, name: str) -> Recipe:
         from magpie_hub.errors import UnknownNameError
@@ -121,9 +156,11 @@ class Registry:
             Recipe: ("recipe", self.recipes),
             Engine: ("engine", self.engines),
             CardSection: ("card section", self.card_sections),
+            Scorer: ("scorer", self.scorers),
         }
         if type(item) not in tables:
-            raise PluginError(plugin, f"registered {item!r}, not a Recipe, Engine or CardSection")
+            kinds = ", ".join(t.__name__ for t in tables)
+            raise PluginError(plugin, f"registered {item!r}, which is none of {kinds}")
         kind, table = tables[type(item)]
         if item.name in table:
             raise PluginError(

@@ -87,6 +87,8 @@ class WriteChunks(Step):
     """Start each written `conversation` with the row's system prompt, when it has one."""
     arrow_schema_json: str
     """`datasets.Features` of the written rows, as JSON (kept plain so the step serializes)."""
+    nullable: list[str] = []
+    """Columns besides the system prompt that may be null in a written row."""
 
     @property
     def inputs(self) -> StepColumns:
@@ -95,6 +97,9 @@ class WriteChunks(Step):
     @property
     def outputs(self) -> StepColumns:
         return []
+
+    def _nullable(self) -> set[str]:
+        return _NULLABLE | set(self.nullable)
 
     def process(self, inputs: StepInput) -> StepOutput:
         import pyarrow as pa
@@ -105,7 +110,7 @@ class WriteChunks(Step):
         for row in inputs:
             if row.get("dropped_reason"):
                 dropped[row["row_index"]] = row["dropped_reason"]
-            elif any(row.get(c) is None for c in self.columns if c not in _NULLABLE):
+            elif any(row.get(c) is None for c in self.columns if c not in self._nullable()):
                 failed.append(row["row_index"])
             else:
                 kept.append(row)

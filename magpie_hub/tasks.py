@@ -15,6 +15,8 @@ from magpie_hub.chat_template import ChatTemplate
 from magpie_hub.steps import check_instruction, row_seed, row_uuid
 from magpie_hub.system_prompts import choose
 from magpie_hub.templates import PromptFormat
+from magpie_hub.urial import STOP as URIAL_STOP
+from magpie_hub.urial import UrialTemplate, clean_base_response, find_chat_tokens
 
 SystemOf = Callable[[dict[str, Any]], "str | None"]
 """Gives the system prompt to render for a row."""
@@ -137,7 +139,8 @@ class _RawTextTask(Task):
         if not prompts:
             return []
         sampling = dict(sampling)
-        stop = [*self.stop, "\n"] if sampling.pop("stop_at_newline", False) else self.stop
+        stop = sampling.pop("stop", self.stop)
+        stop = [*stop, "\n"] if sampling.pop("stop_at_newline", False) else stop
         return self.llm.generate_outputs(
             inputs=prompts,
             num_generations=1,
@@ -195,7 +198,9 @@ class GenerateInstruction(_RawTextTask):
 
 
 class GenerateResponse(_RawTextTask):
-    """Magpie step 2: answer the instruction through the model's chat template."""
+    """Magpie step 2: answer the last user turn through the model's chat template.
+
+    Sets `instruction` and `response` to that last exchange, and `num_turns`."""
 
     sampling: dict[str, Any]
 
@@ -205,11 +210,22 @@ class GenerateResponse(_RawTextTask):
 
     @property
     def outputs(self) -> StepColumns:
-        return ["response", "conversation", "dropped_reason"]
+        return ["instruction", "response", "num_turns", "conversation", "dropped_reason"]
 
     def process(self, inputs: StepInput) -> StepOutput:
         rows = self.response_turn([dict(r) for r in inputs], 1, row_system, self.sampling)
-        yield [{**r, "response": _turn_columns(r)["response"]} for r in rows]
+        yield [{**r, **_last_exchange(r)} for r in rows]
+
+
+def _last_exchange(row: dict[str, Any]) -> dict[str, Any]:
+    convo = row.get("conversation") or []
+    users = [m["content"] for m in convo if m["role"] == "user"]
+    answers = [m["content"] for m in convo if m["role"] == "assistant"]
+    return {
+        "instruction": users[-1] if users else row.get("instruction"),
+        "response": answers[-1] if answers else None,
+        "num_turns": len(users),
+    }
 
 
 class GenerateConversation(_RawTextTask):
@@ -257,3 +273,60 @@ class GenerateConversation(_RawTextTask):
             if turn < self.turns or not self.end_with_user:
                 rows = self.response_turn(rows, turn, for_response, self.response_sampling)
         yield [{**r, **_turn_columns(r)} for r in rows]
+
+
+class GenerateBaseResponse(_RawTextTask):
+    """The pair's other half: a base model answers the last user turn, prompted URIAL-style.
+
+    The base prompt is plain text (`magpie_hub.urial`); one holding chat-template tokens is
+    never sent: the row is dropped as `chat_token_in_base_prompt`. Answers that run on into
+    a new `# Query` are cut there (`base_note = "run_on"`); empty ones drop the row.
+    """
+
+    sampling: dict[str, Any]
+    preamble: str
+    examples: list[dict[str, str]]
+    markers: list[str]
+    """Chat-template tokens of the models involved; none may appear in a base prompt."""
+    base_model_id: str
+
+    @property
+    def inputs(self) -> StepColumns:
+        return ["row_index", "conversation", "dropped_reason"]
+
+    @property
+    def outputs(self) -> StepColumns:
+        return ["response_base", "base_note", "model_base", "dropped_reason"]
+
+    def base_prompt(self, conversation: list[dict[str, str]]) -> str:
+        """URIAL prompt for the last user turn of `conversation` (which ends with it)."""
+        template = UrialTemplate(
+            self.preamble, tuple((e["query"], e["answer"]) for e in self.examples)
+        )
+        turns = [m for m in conversation if m["role"] != "system"]
+        return template.render(turns[-1]["content"], turns[:-1])
+
+    def process(self, inputs: StepInput) -> StepOutput:
+        rows = [
+            {**r, "response_base": None, "base_note": None, "model_base": self.base_model_id}
+            for r in inputs
+        ]
+        todo, prompts = [], []
+        for row in rows:
+            if not _live(row):
+                continue
+            prompt = self.base_prompt(row["conversation"][:-1])  # without the instruct answer
+            if find_chat_tokens(prompt, tuple(self.markers)):
+                row["dropped_reason"] = "chat_token_in_base_prompt"
+                continue
+            todo.append(row)
+            prompts.append(prompt)
+        sampling = {**self.sampling, "stop": list(URIAL_STOP)}
+        outputs = self._complete(prompts, todo, "base", sampling) if prompts else []
+        for row, out in zip(todo, outputs, strict=True):
+            text, note = clean_base_response(out["generations"][0])
+            if text is None:
+                row["dropped_reason"] = note
+            else:
+                row["response_base"], row["base_note"] = text, note
+        yield rows

@@ -30,7 +30,9 @@ class LlamaCppLLM(RawTextLLM):
     """llama.cpp completion of raw prompts; special tokens in the prompt are parsed as such."""
 
     _model: Any = PrivateAttr(None)
+    _grammars: dict[str, Any] = PrivateAttr(default_factory=dict)
     supports_first_token_ban = True
+    supports_json_schema = True
 
     def load(self) -> None:
         super().load()
@@ -52,6 +54,16 @@ class LlamaCppLLM(RawTextLLM):
         for i in range(self._model.n_vocab()):
             yield i, self._model.detokenize([i]).decode("utf-8", errors="replace")
 
+    def _grammar(self, schema: str | None) -> Any:
+        """A llama.cpp grammar for a JSON schema (built once per schema)."""
+        if schema is None:
+            return None
+        if schema not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            self._grammars[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
+        return self._grammars[schema]
+
     def complete(self, prompt: str, *, seed: int, sampling: Sampling) -> Completion:
         banned = sampling.ban_first_tokens
         processors = [_ban_first(self.banned_first_ids(banned))] if banned else None
@@ -63,6 +75,7 @@ class LlamaCppLLM(RawTextLLM):
             stop=list(sampling.stop) or None,
             seed=seed,
             logits_processor=processors,
+            grammar=self._grammar(sampling.json_schema),
         )
         choice = out["choices"][0]
         usage = out.get("usage", {})

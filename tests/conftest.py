@@ -57,15 +57,36 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Built in a subprocess: torch's OpenMP pool must not start in this process, because
     distilabel forks its workers from it and a forked OpenMP pool deadlocks.
     """
-    folder = tmp_path_factory.mktemp("tiny-model")
-    code = "import sys; from tiny_model import build_tiny_model; build_tiny_model(sys.argv[1])"
-    subprocess.run(
+    return _built(tmp_path_factory.mktemp("tiny-model"), "build_tiny_model(out)")
+
+
+@pytest.fixture(scope="session")
+def tiny_base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama taught URIAL's `# Query:` / `# Answer:` format: a base model's part."""
+    return _built(tmp_path_factory.mktemp("tiny-base"), "build_tiny_model(out, 1, 'urial')")
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised sequence classifier (one label), built like tiny_model."""
+    return _built(tmp_path_factory.mktemp("tiny-rm"), "build_tiny_reward_model(out)")
+
+
+def _built(folder: Path, call: str) -> Path:
+    """Run a builder of tests/tiny_model.py in a subprocess (see tiny_model); its folder."""
+    code = (
+        "import sys; from pathlib import Path; from tiny_model import *; "
+        f"out = Path(sys.argv[1]); print(({call}).resolve())"
+    )
+    proc = subprocess.run(
         [sys.executable, "-c", code, str(folder)],
         check=True,
+        capture_output=True,
+        text=True,
         cwd=Path(__file__).parent,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
     )
-    return folder
+    return Path(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="session")

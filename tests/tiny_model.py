@@ -21,8 +21,12 @@ CORPUS = [
 ] * 20
 
 
-def build_tiny_model(folder: Path | str, seed: int = 0) -> Path:
-    """Write config, weights, tokenizer and chat template of a random tiny Llama to `folder`."""
+def build_tiny_model(folder: Path | str, seed: int = 0, style: str = "chat") -> Path:
+    """Write config, weights, tokenizer and chat template of a random tiny Llama to `folder`.
+
+    style "chat" teaches it ChatML turns (an instruct model); "urial" teaches it URIAL's
+    plain-text `# Query:` / `# Answer:` format instead (a base model prompted URIAL-style).
+    """
     folder = Path(folder)
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -63,7 +67,7 @@ def build_tiny_model(folder: Path | str, seed: int = 0) -> Path:
         pad_token_id=fast.pad_token_id,
     )
     model = LlamaForCausalLM(config)
-    _teach_turns(model, fast)
+    _teach_turns(model, fast, style)
     model.save_pretrained(folder)
     # A chat template in tokenizer_config.json too, as most published models have it.
     cfg_path = folder / "tokenizer_config.json"
@@ -73,13 +77,33 @@ def build_tiny_model(folder: Path | str, seed: int = 0) -> Path:
     return folder
 
 
-def _teach_turns(model: object, tokenizer: object, steps: int = 120) -> None:
-    """A few seconds of training so the model ends its turns with <|im_end|> like a chat model."""
+def build_tiny_reward_model(folder: Path | str, seed: int = 0) -> Path:
+    """A random tiny Llama sequence classifier (one label): a reward model's shape."""
+    folder = Path(folder)
+    chat = build_tiny_model(folder / "lm", seed)
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(chat)
+    config = LlamaConfig.from_pretrained(chat)
+    config.num_labels = 1
+    torch.manual_seed(seed)
+    LlamaForSequenceClassification(config).save_pretrained(folder / "rm")
+    tok.save_pretrained(folder / "rm")
+    return folder / "rm"
+
+
+def _teach_turns(model: object, tokenizer: object, style: str = "chat", steps: int = 120) -> None:
+    """A few seconds of training so the model ends its turns like a chat model (ChatML) or
+    answers in URIAL's plain-text format."""
     import torch
 
     texts = []
     for line in CORPUS[:5]:
         question, _, answer = line.partition("? ")
+        if style == "urial":
+            texts.append(f"# Query:\n```{question}?```\n\n# Answer:\n```\n{answer}\n```\n\n# Query")
+            continue
         texts.append(
             tokenizer.apply_chat_template(  # type: ignore[attr-defined]
                 [

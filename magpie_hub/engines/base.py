@@ -51,6 +51,8 @@ class Sampling:
     stop: tuple[str, ...] = ()
     ban_first_tokens: tuple[str, ...] = ()
     """Token texts (surrounding whitespace ignored) the first sampled token may not be."""
+    json_schema: str | None = None
+    """A JSON schema the output must follow, on engines that support it (else ignored)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ class RawTextLLM(LLM):
     threads: int | None = None
     context_length: int = 2048
     structured_output: Any = Field(default=None, exclude=True)
+    supports_json_schema: ClassVar[bool] = False
+    """Whether `Sampling.json_schema` constrains the output (else callers parse leniently)."""
     supports_first_token_ban: ClassVar[bool] = False
     """Whether the engine can ban tokens at the first position only (`ban_first_tokens`)."""
     _banned: dict[tuple[str, ...], list[int]] = PrivateAttr(default_factory=dict)
@@ -170,12 +174,18 @@ class RawTextLLM(LLM):
         max_new_tokens: int = 128,
         stop: list[str] | None = None,
         ban_first_tokens: list[str] | None = None,
+        json_schema: str | None = None,
     ) -> list[dict[str, Any]]:
         """distilabel's entry point; `seeds` holds one seed per prompt (default 0, 1, ...)."""
         if ban_first_tokens and not self.supports_first_token_ban:
             raise EngineError(f"engine {type(self).__name__} cannot ban first tokens")
         sampling = Sampling(
-            temperature, top_p, max_new_tokens, tuple(stop or ()), tuple(ban_first_tokens or ())
+            temperature,
+            top_p,
+            max_new_tokens,
+            tuple(stop or ()),
+            tuple(ban_first_tokens or ()),
+            json_schema if self.supports_json_schema else None,
         )
         seeds = list(seeds or range(len(inputs)))
         if len(seeds) != len(inputs):

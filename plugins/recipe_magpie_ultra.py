@@ -1,0 +1,305 @@
+"""Recipe `magpie-ultra`: instruct-versus-base response pairs for RLAIF/DPO.
+
+For each Magpie instruction (multi-turn: the last user turn with its history), the
+instruct model answers through its chat template (`response`) and a base model answers
+through a URIAL prompt (`response_base`); a scorer plugin scores both. The build has
+three configs: the full rows (`default`), `sft` and `dpo`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from datasets import Features, Value
+from distilabel.pipeline import Pipeline
+from magpie_hub_plugins.recipe_magpie import SAMPLING_FEATURES, MagpieConfig
+from magpie_hub_plugins.recipe_magpie_mt import MAGPIE_MT_SYSTEM_PROMPT
+from pydantic import Field
+
+from magpie_hub.card import CardContext
+from magpie_hub.config import EngineConfig, ResponseSampling, RunConfig, ScorerConfig, StrictModel
+from magpie_hub.errors import ConfigError
+from magpie_hub.hookspecs import hookimpl
+from magpie_hub.plugins import get_registry
+from magpie_hub.registry import BuildContext, CardSection, Recipe, View
+from magpie_hub.steps import WriteChunks, prompt_fields
+from magpie_hub.system_prompts import expand
+from magpie_hub.tasks import (
+    GenerateBaseResponse,
+    GenerateConversation,
+    GenerateInstruction,
+    GenerateResponse,
+)
+from magpie_hub.urial import UrialTemplate, load_urial, template_markers
+
+MESSAGES = [{"role": Value("string"), "content": Value("string")}]
+FEATURES = Features(
+    {
+        "uuid": Value("string"),
+        "instruction": Value("string"),
+        "response": Value("string"),
+        "response_base": Value("string"),
+        "conversation": MESSAGES,
+        "num_turns": Value("int64"),
+        "system_prompt": Value("string"),
+        "system_prompt_key": Value("string"),
+        "model": Value("string"),
+        "model_base": Value("string"),
+        "pre_query_template": Value("string"),
+        "base_note": Value("string"),
+        "score": Value("float64"),
+        "score_base": Value("float64"),
+        "score_difference": Value("float64"),
+        "score_error": Value("string"),
+        "scorer": Value("string"),
+        "gen_config": {
+            "seed": Value("int64"),
+            "instruction": SAMPLING_FEATURES,
+            "response": SAMPLING_FEATURES,
+            "base": SAMPLING_FEATURES,
+        },
+    }
+)
+COLUMNS = [c for c in FEATURES if c != "gen_config"]
+NULLABLE = ["base_note", "score", "score_base", "score_difference", "score_error"]
+SFT_FEATURES = Features(
+    {
+        "uuid": Value("string"),
+        "instruction": Value("string"),
+        "response": Value("string"),
+        "conversation": MESSAGES,
+        "system_prompt": Value("string"),
+        "model": Value("string"),
+        "score": Value("float64"),
+    }
+)
+DPO_FEATURES = Features(
+    {
+        "uuid": Value("string"),
+        "prompt": MESSAGES,
+        "chosen": MESSAGES,
+        "rejected": MESSAGES,
+        "score_chosen": Value("float64"),
+        "score_rejected": Value("float64"),
+        "margin": Value("float64"),
+        "chosen_from": Value("string"),
+        "tie": Value("bool"),
+        "by_convention": Value("bool"),
+    }
+)
+
+
+class BaseSampling(ResponseSampling):
+    """The base model's answer (URIAL); `urial_file` replaces the preamble and examples."""
+
+    urial_file: str | None = None
+
+
+class DPOConfig(StrictModel):
+    """How the `dpo` view treats pairs the scores do not separate."""
+
+    on_tie: Literal["drop", "keep"] = "drop"
+    """Equal scores: drop the pair (counted), or keep it with `tie = true`."""
+    on_missing_score: Literal["drop", "keep"] = "drop"
+    """A score is missing (e.g. an unparseable verdict): drop (counted), or keep with the
+    instruct response chosen and `by_convention = true`. With scorer `none` every pair is
+    kept that way."""
+
+
+class UltraConfig(MagpieConfig):
+    """Config of the `magpie-ultra` recipe."""
+
+    recipe: str = "magpie-ultra"
+    turns: int = Field(1, ge=1, le=8)
+    """User turns; with more than one, the pair answers the last one, with its history."""
+    base_engine: EngineConfig = EngineConfig()
+    """The base model and its engine (configured apart from `engine`; they may differ)."""
+    base: BaseSampling = BaseSampling()
+    scorer: ScorerConfig = ScorerConfig()
+    dpo: DPOConfig = DPOConfig()
+
+    def fingerprint(self) -> str:
+        """The config's hash, plus the URIAL file's content (a path alone could change)."""
+        digest = hashlib.sha256(super().fingerprint().encode())
+        if self.base.urial_file and Path(self.base.urial_file).is_file():
+            digest.update(Path(self.base.urial_file).read_bytes())
+        return digest.hexdigest()[:16]
+
+    def extra_engines(self) -> dict[str, EngineConfig]:
+        engines = {"base": self.base_engine}
+        if self.scorer.engine is not None:
+            engines["scorer"] = self.scorer.engine
+        return engines
+
+
+def urial_template(cfg: UltraConfig) -> UrialTemplate:
+    return load_urial(Path(cfg.base.urial_file)) if cfg.base.urial_file else UrialTemplate()
+
+
+def build_pipeline(ctx: BuildContext) -> Pipeline:
+    cfg = ctx.config
+    assert isinstance(cfg, UltraConfig)
+    fmt = ctx.prompt_format()
+    choices = expand(cfg.system_prompt)
+    base_info = ctx.extra_models["base"]
+    urial = urial_template(cfg)
+    template_text = base_info.chat_template.source if base_info.chat_template else ""
+    markers = template_markers(fmt.pre_query, *fmt.stop, fmt.user_to_assistant, template_text)
+    assert ctx.make_extra_llm is not None
+    scorer = get_registry().scorer(cfg.scorer.name)
+    if cfg.turns > 1 and fmt.chat_template is None:
+        raise ConfigError("turns > 1 needs the model's chat template", field="turns")
+    common = {**prompt_fields(fmt), "seed": cfg.seed, "input_batch_size": cfg.batch_size}
+    with Pipeline(name="magpie-hub-magpie-ultra", cache_dir=ctx.cache_dir) as pipeline:
+        rows = ctx.row_source()
+        if cfg.turns == 1:
+            first: Any = GenerateInstruction(
+                name="instruction",
+                llm=ctx.make_llm(),
+                system_prompts=[{"key": k, "prompt": p, "weight": w} for k, p, w in choices],
+                sampling=cfg.instruction.model_dump(),
+                fingerprint=cfg.fingerprint(),
+                model_id=ctx.model.model_id,
+                **common,
+            )
+        else:
+            first = GenerateConversation(
+                name="conversation",
+                llm=ctx.make_llm(),
+                turns=cfg.turns,
+                end_with_user=True,
+                instruction_system_prompt=MAGPIE_MT_SYSTEM_PROMPT,
+                instruction_sampling=cfg.instruction.model_dump(),
+                response_sampling=cfg.response.model_dump(),
+                fingerprint=cfg.fingerprint(),
+                model_id=ctx.model.model_id,
+                **common,
+            )
+        response = GenerateResponse(
+            name="response", llm=ctx.make_llm(), sampling=cfg.response.model_dump(), **common
+        )
+        base = GenerateBaseResponse(
+            name="response_base",
+            llm=ctx.make_extra_llm("base"),
+            sampling={k: v for k, v in cfg.base.model_dump().items() if k != "urial_file"},
+            preamble=urial.preamble,
+            examples=[{"query": q, "answer": a} for q, a in urial.examples],
+            markers=list(markers),
+            base_model_id=base_info.model_id,
+            seed=cfg.seed,
+            stop=[],
+            pre_query="",
+            user_to_assistant="",
+            input_batch_size=cfg.batch_size,
+        )
+        score = scorer.make_step(ctx, cfg.scorer)
+        sink = WriteChunks(
+            name="write",
+            chunk_dir=str(ctx.chunk_dir),
+            columns=COLUMNS,
+            constants={"gen_config": gen_config(cfg)},
+            system_in_conversation=cfg.include_system_prompt,
+            arrow_schema_json=json.dumps(FEATURES.to_dict()),
+            nullable=NULLABLE,
+            input_batch_size=cfg.batch_size,
+        )
+        rows >> first >> response >> base >> score >> sink
+    return pipeline
+
+
+def gen_config(cfg: UltraConfig) -> dict[str, Any]:
+    def sampling(section: Any) -> dict[str, Any]:
+        return {k: getattr(section, k) for k in ("temperature", "top_p", "max_new_tokens")}
+
+    return {
+        "seed": cfg.seed,
+        "instruction": sampling(cfg.instruction),
+        "response": sampling(cfg.response),
+        "base": sampling(cfg.base),
+    }
+
+
+def views(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, View]:
+    """`sft` (every pair's instruct side) and `dpo` (chosen/rejected by score)."""
+    assert isinstance(cfg, UltraConfig)
+    sft = [{k: r[k] for k in SFT_FEATURES} for r in rows]
+    dpo, dropped = [], {"tie": 0, "missing_score": 0}
+    for r in rows:
+        score, base = r["score"], r["score_base"]
+        missing = score is None or base is None
+        tie = not missing and score == base
+        if (missing and cfg.scorer.name != "none" and cfg.dpo.on_missing_score == "drop") or (
+            tie and cfg.dpo.on_tie == "drop"
+        ):
+            dropped["missing_score" if missing else "tie"] += 1
+            continue
+        base_wins = not missing and base > score
+        answers = [{"role": "assistant", "content": r["response"]}]
+        others = [{"role": "assistant", "content": r["response_base"]}]
+        chosen, rejected = (others, answers) if base_wins else (answers, others)
+        dpo.append(
+            {
+                "uuid": r["uuid"],
+                "prompt": r["conversation"][:-1],
+                "chosen": chosen,
+                "rejected": rejected,
+                "score_chosen": None if missing else max(score, base),
+                "score_rejected": None if missing else min(score, base),
+                "margin": None if missing else abs(score - base),
+                "chosen_from": "base" if base_wins else "instruct",
+                "tie": tie,
+                "by_convention": missing,
+            }
+        )
+    counts = {f"dropped_{k}": v for k, v in dropped.items()}
+    counts["by_convention"] = sum(1 for d in dpo if d["by_convention"])
+    return {"sft": View(sft, SFT_FEATURES), "dpo": View(dpo, DPO_FEATURES, counts)}
+
+
+def pairs_section(ctx: CardContext) -> str | None:
+    """What the card must say about the pairs: the scorer, and how `dpo` was chosen."""
+    if ctx.manifest.get("recipe") != "magpie-ultra":
+        return None
+    scorer = (ctx.config.get("scorer") or {}).get("name", "none")
+    dpo = (ctx.manifest.get("views") or {}).get("dpo", {})
+    base = (ctx.manifest.get("extra_models") or {}).get("base", {}).get("id", "?")
+    lines = [
+        f"`response` is the instruct model's answer; `response_base` is the base model "
+        f"`{base}`'s, prompted URIAL-style (plain text, no chat template).",
+        "",
+        f"Scorer: `{scorer}`. `dpo` has {dpo.get('rows', 0)} pairs; dropped as ties: "
+        f"{dpo.get('dropped_tie', 0)}; dropped for a missing score: "
+        f"{dpo.get('dropped_missing_score', 0)}.",
+    ]
+    if dpo.get("by_convention"):
+        lines += [
+            "",
+            f"In {dpo['by_convention']} pairs no score separated the answers: the instruct "
+            "response is `chosen` by convention (`by_convention = true`), not by a judgement.",
+        ]
+    return "\n".join(lines)
+
+
+@hookimpl
+def register_recipes(register: Callable[[Recipe], None]) -> None:
+    register(
+        Recipe(
+            name="magpie-ultra",
+            description="Instruct-versus-base response pairs (URIAL for the base model), "
+            "scored, with sft and dpo views.",
+            config_model=UltraConfig,
+            build_pipeline=build_pipeline,
+            starter_config=Path(__file__).with_suffix(".toml").read_text(encoding="utf-8"),
+            features=FEATURES,
+            views=views,
+        )
+    )
+
+
+@hookimpl
+def register_card_sections(register: Callable[[CardSection], None]) -> None:
+    register(CardSection(name="pairs", title="Pairs and preferences", render=pairs_section))
