@@ -154,7 +154,8 @@ class BuildFolder:
         return [r for path in shards for r in pq.read_table(path).to_pylist()]
 
     def write_views(self, views: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """Write each `registry.View` as data/<name>/ shards; returns their counts."""
+        """Write each `registry.View` as data/<name>/ shards; returns their counts. An empty
+        view writes no shard (a zero-row Parquet file is not a loadable config)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -162,10 +163,12 @@ class BuildFolder:
         for name, view in views.items():
             folder = self.data / name
             shutil.rmtree(folder, ignore_errors=True)
+            counts[name] = {"rows": len(view.rows), **view.counts}
+            if not view.rows:
+                continue
             folder.mkdir(parents=True)
             table = pa.Table.from_pylist(view.rows, schema=view.features.arrow_schema)
             pq.write_table(table, folder / "train-00000-of-00001.parquet")
-            counts[name] = {"rows": len(view.rows), **view.counts}
         return counts
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:

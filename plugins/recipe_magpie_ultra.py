@@ -18,11 +18,11 @@ from datasets import Features, Value
 from distilabel.pipeline import Pipeline
 from magpie_hub_plugins.recipe_magpie import SAMPLING_FEATURES, MagpieConfig
 from magpie_hub_plugins.recipe_magpie_mt import MAGPIE_MT_SYSTEM_PROMPT
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from magpie_hub.card import CardContext
 from magpie_hub.config import EngineConfig, ResponseSampling, RunConfig, ScorerConfig, StrictModel
-from magpie_hub.errors import ConfigError
+from magpie_hub.errors import ConfigError, UnknownNameError
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.plugins import get_registry
 from magpie_hub.registry import BuildContext, CardSection, Recipe, View
@@ -121,6 +121,15 @@ class UltraConfig(MagpieConfig):
     base: BaseSampling = BaseSampling()
     scorer: ScorerConfig = ScorerConfig()
     dpo: DPOConfig = DPOConfig()
+
+    @field_validator("scorer")
+    @classmethod
+    def _known_scorer(cls, value: ScorerConfig) -> ScorerConfig:
+        try:
+            get_registry().scorer(value.name)
+        except UnknownNameError as exc:
+            raise ValueError(f"{exc} ({exc.hint})") from None
+        return value
 
     def fingerprint(self) -> str:
         """The config's hash, plus the URIAL file's content (a path alone could change)."""

@@ -38,8 +38,10 @@ def test_plugins_json_lists_each_plugin_with_what_it_registers(cli, with_plugins
         "register_commands",
         "register_engines",
         "register_recipes",
+        "register_scorers",
     ]
     assert example["card_sections"] == ["example-notes"]
+    assert example["scorers"] == ["length"]
     assert example["recipes"] == ["instructions-only"]
     assert example["engines"] == ["echo"]
     assert listed["engine_llamacpp"]["engines"] == ["llamacpp"]

@@ -14,22 +14,22 @@ from magpie_hub.plugins import get_plugins
 def plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of objects.")] = False,
 ) -> None:
-    """List loaded plugins: name, version, hooks, and the recipes and engines they register."""
+    """List loaded plugins: name, version, hooks, and what they register."""
     infos = list(get_plugins().infos.values())
     if as_json:
         print_json([i.as_dict() for i in infos])
         return
-    table = Table("name", "version", "hooks", "recipes", "engines", "status")
+    table = Table("name", "version", "provides", "status")
     for i in infos:
         status = f"[red]failed: {i.error}[/]" if i.error else ("built-in" if i.builtin else "ok")
-        table.add_row(
-            i.name,
-            i.version or "?",
-            ", ".join(i.hooks),
-            ", ".join(i.recipes),
-            ", ".join(i.engines),
-            status,
-        )
+        kinds = [
+            ("recipe", i.recipes),
+            ("engine", i.engines),
+            ("scorer", i.scorers),
+            ("card section", i.card_sections),
+        ]
+        provides = "\n".join(f"{kind} {', '.join(names)}" for kind, names in kinds if names)
+        table.add_row(i.name, i.version or "?", provides or ", ".join(i.hooks), status)
     out.print(table)
 
 
