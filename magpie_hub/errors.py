@@ -148,3 +148,7 @@ class HubNetworkError(HubError):
 
 class HubConflictError(HubError):
     """The release clashes with what the repository holds (a tag at another commit)."""
+
+
+class ReviewError(MagpieHubError):
+    """Argilla cannot be reached, refused the key, or cannot serve a review request."""

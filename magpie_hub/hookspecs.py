@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from magpie_hub.registry import CardSection, Engine, Recipe, Scorer
+    from magpie_hub.registry import CardSection, Engine, Recipe, ReviewSpec, Scorer
 
 hookspec = pluggy.HookspecMarker("magpie_hub")
 hookimpl = pluggy.HookimplMarker("magpie_hub")
@@ -27,6 +27,11 @@ def register_engines(register: Callable[[Engine], None]) -> None:
 @hookspec
 def register_scorers(register: Callable[[Scorer], None]) -> None:
     """Register scorers for response pairs: a name and a factory of a distilabel step."""
+
+
+@hookspec
+def register_review_specs(register: Callable[[ReviewSpec], None]) -> None:
+    """Register how a recipe's rows are shown and asked about in Argilla (one per recipe)."""
 
 
 @hookspec

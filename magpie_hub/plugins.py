@@ -41,6 +41,7 @@ class PluginInfo:
     engines: list[str] = field(default_factory=list)
     card_sections: list[str] = field(default_factory=list)
     scorers: list[str] = field(default_factory=list)
+    review_specs: list[str] = field(default_factory=list)
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -53,6 +54,7 @@ class PluginInfo:
             "engines": self.engines,
             "card_sections": self.card_sections,
             "scorers": self.scorers,
+            "review_specs": self.review_specs,
             "error": self.error,
         }
 
@@ -113,6 +115,7 @@ def load_plugins() -> LoadedPlugins:
     _collect(pm, "register_engines", registry, infos)
     _collect(pm, "register_card_sections", registry, infos)
     _collect(pm, "register_scorers", registry, infos)
+    _collect(pm, "register_review_specs", registry, infos)
     return LoadedPlugins(manager=pm, infos=infos, registry=registry)
 
 
@@ -135,6 +138,7 @@ def _register(registry: Registry, info: PluginInfo, item: Any) -> None:
         "Engine": info.engines,
         "CardSection": info.card_sections,
         "Scorer": info.scorers,
+        "ReviewSpec": info.review_specs,
     }
     lists[type(item).__name__].append(item.name)
 

@@ -121,12 +121,26 @@ class Scorer:
     plugin: str = field(default="", compare=False)
 
 
+@dataclass(frozen=True)
+class ReviewSpec:
+    """How a recipe's rows appear in Argilla for human review."""
+
+    name: str
+    """The recipe this spec is for."""
+    settings: Callable[[list[dict[str, Any]]], Any]
+    """(rows to push) -> `argilla.Settings`: fields, questions, metadata, vectors."""
+    record: Callable[[dict[str, Any]], dict[str, Any]]
+    """row -> {id, fields, metadata, vectors, suggestions: [(question, value, agent)]}."""
+    plugin: str = field(default="", compare=False)
+
+
 @dataclass
 class Registry:
     recipes: dict[str, Recipe] = field(default_factory=dict)
     engines: dict[str, Engine] = field(default_factory=dict)
     card_sections: dict[str, CardSection] = field(default_factory=dict)
     scorers: dict[str, Scorer] = field(default_factory=dict)
+    review_specs: dict[str, ReviewSpec] = field(default_factory=dict)
 
     def scorer(self, name: str) -> Scorer:
         from magpie_hub.errors import UnknownNameError
@@ -157,6 +171,7 @@ class Registry:
             Engine: ("engine", self.engines),
             CardSection: ("card section", self.card_sections),
             Scorer: ("scorer", self.scorers),
+            ReviewSpec: ("review spec", self.review_specs),
         }
         if type(item) not in tables:
             kinds = ", ".join(t.__name__ for t in tables)

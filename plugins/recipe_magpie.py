@@ -13,7 +13,7 @@ from pydantic import field_validator
 from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
 from magpie_hub.errors import UnknownNameError
 from magpie_hub.hookspecs import hookimpl
-from magpie_hub.registry import BuildContext, Recipe
+from magpie_hub.registry import BuildContext, Recipe, ReviewSpec
 from magpie_hub.steps import WriteChunks, prompt_fields
 from magpie_hub.system_prompts import SystemPromptSpec, expand
 from magpie_hub.tasks import GenerateInstruction, GenerateResponse
@@ -129,3 +129,10 @@ def register_recipes(register: Callable[[Recipe], None]) -> None:
             features=FEATURES,
         )
     )
+
+
+@hookimpl
+def register_review_specs(register: Callable[[ReviewSpec], None]) -> None:
+    from magpie_hub.review_settings import single_record, single_settings
+
+    register(ReviewSpec(name="magpie", settings=single_settings, record=single_record))

@@ -25,7 +25,7 @@ from magpie_hub.config import EngineConfig, ResponseSampling, RunConfig, ScorerC
 from magpie_hub.errors import ConfigError, UnknownNameError
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.plugins import get_registry
-from magpie_hub.registry import BuildContext, CardSection, Recipe, View
+from magpie_hub.registry import BuildContext, CardSection, Recipe, ReviewSpec, View
 from magpie_hub.steps import WriteChunks, prompt_fields
 from magpie_hub.system_prompts import expand
 from magpie_hub.tasks import (
@@ -312,3 +312,10 @@ def register_recipes(register: Callable[[Recipe], None]) -> None:
 @hookimpl
 def register_card_sections(register: Callable[[CardSection], None]) -> None:
     register(CardSection(name="pairs", title="Pairs and preferences", render=pairs_section))
+
+
+@hookimpl
+def register_review_specs(register: Callable[[ReviewSpec], None]) -> None:
+    from magpie_hub.review_settings import pair_record, pair_settings
+
+    register(ReviewSpec(name="magpie-ultra", settings=pair_settings, record=pair_record))

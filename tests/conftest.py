@@ -221,3 +221,39 @@ def hub(hub_server, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped
     monkeypatch.setenv("HF_TOKEN", "hf_alice_test")
     yield hub_server
     hub_server.faults.clear()
+
+
+@pytest.fixture(scope="session")
+def argilla_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real argilla-server: the one ARGILLA_API_URL/KEY name, else one started by
+    scripts/argilla-server.sh for this session (stopped at the end)."""
+    url, key = os.environ.get("ARGILLA_API_URL"), os.environ.get("ARGILLA_API_KEY")
+    if url and key:
+        yield {"url": url, "key": key}
+        return
+    env = {**os.environ, "MAGPIE_HUB_ARGILLA_HOME": str(tmp_path_factory.mktemp("argilla"))}
+    script = ["bash", str(REPO / "scripts" / "argilla-server.sh")]
+    proc = subprocess.run([*script, "start"], env=env, capture_output=True, text=True, timeout=1200)
+    if proc.returncode != 0:
+        pytest.fail(f"argilla-server.sh start failed:\n{proc.stderr[-3000:]}")
+    lines = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    try:
+        yield {"url": lines["ARGILLA_API_URL"], "key": lines["ARGILLA_API_KEY"]}
+    finally:
+        subprocess.run([*script, "stop"], env=env, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def argilla(argilla_server: dict[str, str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """An owner's client, the environment pointing at the server, two annotators present."""
+    import argilla as rg
+
+    monkeypatch.setenv("ARGILLA_API_URL", argilla_server["url"])
+    monkeypatch.setenv("ARGILLA_API_KEY", argilla_server["key"])
+    client = rg.Argilla(api_url=argilla_server["url"], api_key=argilla_server["key"])
+    for name in ("annotator", "annotator2"):
+        if client.users(name) is None:
+            rg.User(
+                username=name, password=f"password-{name}", role="annotator", client=client
+            ).create()
+    return client

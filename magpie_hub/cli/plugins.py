@@ -27,6 +27,7 @@ def plugins(
             ("engine", i.engines),
             ("scorer", i.scorers),
             ("card section", i.card_sections),
+            ("review spec", i.review_specs),
         ]
         provides = "\n".join(f"{kind} {', '.join(names)}" for kind, names in kinds if names)
         table.add_row(i.name, i.version or "?", provides or ", ".join(i.hooks), status)

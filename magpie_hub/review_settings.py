@@ -1,0 +1,125 @@
+"""Argilla settings and records for the built-in recipes (used through `register_review_specs`).
+
+A single-response build shows the conversation; a pair build (`magpie-ultra`) shows the
+prompt and both answers. Questions: quality (1-5), which answer is better (pairs), a
+corrected response, the task category. Metadata: category, lengths, scores.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+CATEGORIES = [
+    "Information seeking",
+    "Reasoning",
+    "Planning",
+    "Editing",
+    "Coding & Debugging",
+    "Math",
+    "Data analysis",
+    "Creative writing",
+    "Advice seeking",
+    "Brainstorming",
+    "Role playing",
+    "Others",
+]
+BETTER = ["response", "response_base", "tie"]
+
+
+def _vectors(rows: list[dict[str, Any]]) -> list[Any]:
+    import argilla as rg
+
+    first = next((r.get("embedding") for r in rows if r.get("embedding")), None)
+    return [rg.VectorField(name="embedding", dimensions=len(first))] if first else []
+
+
+def single_settings(rows: list[dict[str, Any]]) -> Any:
+    import argilla as rg
+
+    return rg.Settings(
+        fields=[rg.ChatField(name="conversation")],
+        questions=[
+            rg.RatingQuestion(name="quality", values=[1, 2, 3, 4, 5]),
+            rg.TextQuestion(name="corrected_response", required=False, use_markdown=True),
+            rg.LabelQuestion(name="category", labels=CATEGORIES, required=False),
+        ],
+        metadata=[
+            rg.TermsMetadataProperty(name="system_prompt_key"),
+            rg.IntegerMetadataProperty(name="instruction_length"),
+            rg.IntegerMetadataProperty(name="response_length"),
+            rg.IntegerMetadataProperty(name="num_turns"),
+        ],
+        vectors=_vectors(rows),
+    )
+
+
+def pair_settings(rows: list[dict[str, Any]]) -> Any:
+    import argilla as rg
+
+    return rg.Settings(
+        fields=[
+            rg.ChatField(name="prompt"),
+            rg.TextField(name="response", use_markdown=True),
+            rg.TextField(name="response_base", use_markdown=True),
+        ],
+        questions=[
+            rg.RatingQuestion(name="quality", values=[1, 2, 3, 4, 5]),
+            rg.LabelQuestion(name="better", labels=BETTER),
+            rg.TextQuestion(name="corrected_response", required=False, use_markdown=True),
+            rg.LabelQuestion(name="category", labels=CATEGORIES, required=False),
+        ],
+        metadata=[
+            rg.TermsMetadataProperty(name="system_prompt_key"),
+            rg.IntegerMetadataProperty(name="instruction_length"),
+            rg.IntegerMetadataProperty(name="response_length"),
+            rg.IntegerMetadataProperty(name="num_turns"),
+            rg.FloatMetadataProperty(name="score"),
+            rg.FloatMetadataProperty(name="score_base"),
+            rg.FloatMetadataProperty(name="score_difference"),
+        ],
+        vectors=_vectors(rows),
+    )
+
+
+def _metadata(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    meta = {
+        "system_prompt_key": row.get("system_prompt_key") or "none",
+        "instruction_length": len(row.get("instruction") or ""),
+        "response_length": len(row.get("response") or ""),
+        "num_turns": int(row.get("num_turns") or 1),
+    }
+    for name in names:
+        value = row.get(name)
+        if isinstance(value, float) and math.isfinite(value):
+            meta[name] = value
+    return meta
+
+
+def single_record(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["uuid"],
+        "fields": {"conversation": row["conversation"]},
+        "metadata": _metadata(row, ()),
+        "vectors": {"embedding": row["embedding"]} if row.get("embedding") else {},
+        "suggestions": [],
+    }
+
+
+def pair_record(row: dict[str, Any]) -> dict[str, Any]:
+    """Fields and metadata of a pair; a suggestion for `better` when the scores differ."""
+    suggestions = []
+    diff = row.get("score_difference")
+    if isinstance(diff, float) and diff != 0:
+        suggestions.append(("better", "response" if diff > 0 else "response_base", row["scorer"]))
+    return {
+        "id": row["uuid"],
+        "fields": {
+            "prompt": row["conversation"][:-1],
+            "response": row["response"],
+            "response_base": row["response_base"],
+        },
+        "metadata": _metadata(row, ("score", "score_base", "score_difference")),
+        "vectors": {"embedding": row["embedding"]} if row.get("embedding") else {},
+        "suggestions": suggestions,
+    }
