@@ -21,7 +21,7 @@ def test_builtins_register_through_the_hooks() -> None:
     assert set(loaded.registry.engines) >= {"llamacpp", "transformers"}
     builtins = {i.name for i in loaded.infos.values() if i.builtin}
     assert builtins == {m.rsplit(".", 1)[-1] for m in DEFAULT_PLUGINS}
-    assert loaded.infos["recipe_magpie"].hooks == ["register_recipes"]
+    assert loaded.infos["recipe_magpie"].hooks == ["register_recipes", "register_review_specs"]
     assert loaded.registry.recipes["magpie"].plugin == "recipe_magpie"
 
 
@@ -38,6 +38,7 @@ def test_plugins_json_lists_each_plugin_with_what_it_registers(cli, with_plugins
         "register_commands",
         "register_engines",
         "register_recipes",
+        "register_review_specs",
         "register_scorers",
     ]
     assert example["card_sections"] == ["example-notes"]

@@ -144,7 +144,8 @@ def test_repush_adds_nothing_and_other_settings_are_detected(argilla, tmp_path) 
     assert sum(1 for _ in argilla.datasets(dataset, workspace="w2").records()) == 4
     other = name()
     settings = rg.Settings(
-        fields=[rg.TextField(name="text")], questions=[rg.LabelQuestion(name="ok", labels=["y", "n"])]
+        fields=[rg.TextField(name="text")],
+        questions=[rg.LabelQuestion(name="ok", labels=["y", "n"])],
     )
     rg.Dataset(name=other, workspace="w2", settings=settings, client=argilla).create()
     with pytest.raises(ReviewError, match="different settings"):
@@ -216,3 +217,16 @@ def test_a_thousand_record_push_completes(argilla, tmp_path) -> None:
     result = review_push(build, dataset, workspace="w5", create_workspace=True)
     assert result.added == 1000
     assert sum(1 for _ in argilla.datasets(dataset, workspace="w5").records()) == 1000
+
+
+def test_a_plugin_recipe_reviews_with_its_own_settings(argilla, with_plugins, tmp_path) -> None:
+    build = make_build(tmp_path / "b", 3, recipe="instructions-only")
+    dataset = name()
+    assert review_push(build, dataset, workspace="w6", create_workspace=True).added == 3
+    ds = argilla.datasets(dataset, workspace="w6")
+    assert [f.name for f in ds.settings.fields] == ["instruction"]
+    assert sorted(r.fields["instruction"] for r in ds.records()) == [
+        "Question 0?",
+        "Question 1?",
+        "Question 2?",
+    ]
