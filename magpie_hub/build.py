@@ -135,8 +135,10 @@ class BuildFolder:
             if tables
             else schema.empty_table()
         )
-        shutil.rmtree(self.data, ignore_errors=True)
-        self.data.mkdir(parents=True)
+        # Only the top-level shards: data/<view>/ folders (e.g. `reviewed`) are kept.
+        self.data.mkdir(parents=True, exist_ok=True)
+        for old in self.data.glob("*.parquet"):
+            old.unlink()
         count = max(1, -(-merged.num_rows // ROWS_PER_SHARD))
         paths = []
         for n in range(count):

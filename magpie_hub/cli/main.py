@@ -13,6 +13,7 @@ from magpie_hub.cli import generate as generate_cmd
 from magpie_hub.cli import hub as hub_cmd
 from magpie_hub.cli import init as init_cmd
 from magpie_hub.cli import plugins as plugins_cmd
+from magpie_hub.cli import publish as publish_cmd
 from magpie_hub.cli import review as review_cmd
 from magpie_hub.cli import templates as templates_cmd
 from magpie_hub.cli.output import err
@@ -46,6 +47,7 @@ def make_app() -> typer.Typer:
     templates_cmd.register(app)
     hub_cmd.register(app)
     review_cmd.register(app)
+    publish_cmd.register(app)
 
     from magpie_hub.plugins import get_plugins
 

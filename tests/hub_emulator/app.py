@@ -8,6 +8,7 @@ errors (`X-Error-Code`, `{"error": ...}`). Tests can inject failures and count c
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -31,13 +32,15 @@ REPO = r"(?P<repo>[^/]+/[^/]+)"
 
 @dataclass
 class Fault:
-    """Answer `status` to calls of `action` after the first `after` calls succeeded."""
+    """Answer `status` to calls of `action` after the first `after` calls succeeded; with
+    `delay`, first wait that many seconds (status 0: then serve the call normally)."""
 
     action: str
     after: int
     status: int
     times: int = 1_000_000
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
 
 
 class HubEmulator:
@@ -128,7 +131,9 @@ class HubEmulator:
                 action = handler.__name__
                 self.calls[action] += 1
                 fault = self._fault(action)
-                if fault:
+                if fault and fault.delay:
+                    await asyncio.sleep(fault.delay)
+                if fault and fault.status:
                     return error(
                         fault.status, f"injected failure of {action}", headers=fault.headers
                     )

@@ -1,0 +1,189 @@
+"""`publish`: generate (resuming) -> card -> push (one commit, then the tag) -> review push.
+
+Each stage records a content hash of what it consumed in BUILD/.magpie/publish.json and is
+skipped when that hash is unchanged (and, for the push, the Hub still has the tag), so a
+re-run after a failure continues where it broke and a re-run with nothing changed does
+nothing. Views (sft, dpo, reviewed) are part of the build and travel as configs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from magpie_hub import __version__
+from magpie_hub.config import RunConfig
+from magpie_hub.generate import plan_build, run_build
+from magpie_hub.hub import push, push_local, release_dir
+from magpie_hub.release import stage_release
+
+STATE = "publish.json"
+
+
+@dataclass
+class Stage:
+    name: str
+    ran: bool
+    detail: str
+    link: str | None = None
+
+
+@dataclass
+class PublishResult:
+    build: str
+    repo: str
+    tag: str
+    dry_run: bool
+    stages: list[Stage] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary_markdown(self) -> str:
+        """The summary for `$GITHUB_STEP_SUMMARY`."""
+        lines = [f"## magpie-hub publish: `{self.repo}` `{self.tag}`", ""]
+        lines += ["| stage | ran | detail |", "|---|---|---|"]
+        for s in self.stages:
+            detail = f"[{s.detail}]({s.link})" if s.link else s.detail
+            lines.append(f"| {s.name} | {'yes' if s.ran else 'skipped'} | {detail} |")
+        return "\n".join(lines) + "\n"
+
+
+def tree_hash(paths: list[Path], root: Path, *extra: str) -> str:
+    """SHA-256 over the files' relative paths and bytes, plus `extra` strings."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for item in extra:
+        digest.update(item.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def publish(
+    config: RunConfig,
+    build: Path,
+    repo: str,
+    tag: str,
+    *,
+    review_dataset: str | None = None,
+    local: Path | None = None,
+    dry_run: bool = False,
+    on_stage: Callable[[str], None] | None = None,
+) -> PublishResult:
+    """Run (or with `dry_run`, plan) every stage that is not already up to date."""
+    result = PublishResult(str(build), repo, tag, dry_run)
+    state_path = build / ".magpie" / STATE
+    state: dict[str, Any] = json.loads(state_path.read_text()) if state_path.exists() else {}
+
+    def save() -> None:
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+        state_path.write_text(json.dumps(state, indent=2))
+
+    def note(name: str) -> None:
+        if on_stage:
+            on_stage(name)
+
+    # 1. generate (resume-aware; nothing to do when every row is settled)
+    note("generate")
+    manifest = _read(build / "manifest.json")
+    done = manifest.get("status") == "complete" and manifest.get("fingerprint") == (
+        config.fingerprint()
+    )
+    if dry_run:
+        result.stages.append(Stage("generate", not done, "up to date" if done else "would run"))
+    else:
+        plan = plan_build(config, build)
+        if plan.todo or manifest.get("status") != "complete":
+            generated = run_build(plan)
+            if not generated.complete:
+                result.stages.append(Stage("generate", True, "incomplete"))
+                return result
+            result.stages.append(Stage("generate", True, f"{len(plan.todo)} rows generated"))
+        else:
+            result.stages.append(Stage("generate", False, "up to date"))
+
+    # 2. card (and the release tree it belongs to)
+    note("card")
+    data = sorted((build / "data").rglob("*.parquet")) if (build / "data").exists() else []
+    inputs = tree_hash([*data, build / "manifest.json"] if data else [], build, repo, tag)
+    inputs = hashlib.sha256(f"{inputs}|{__version__}".encode()).hexdigest()
+    fresh = state.get("card") == inputs and release_dir(build).exists()
+    if dry_run or fresh:
+        result.stages.append(Stage("card", not fresh, _plan(fresh, dry_run)))
+    else:
+        stage_release(build, release_dir(build), repo_id=repo, tag=tag)
+        state["card"] = inputs
+        save()
+        result.stages.append(Stage("card", True, "README.md rendered"))
+
+    # 3. push (one commit, then the tag), or the local tree
+    note("push")
+    if local is not None:
+        if not dry_run:
+            push_local(build, local, repo_id=repo, tag=tag)
+        result.stages.append(Stage("push", not dry_run, f"tree written to {local}"))
+    else:
+        tree = release_dir(build)
+        files = [p for p in tree.rglob("*") if p.is_file()] if tree.exists() else []
+        release = tree_hash(files, tree, repo, tag) if files else ""
+        pushed = state.get("push", {})
+        fresh = pushed.get("release") == release and _tag_exists(repo, tag, pushed.get("commit"))
+        url = f"{_endpoint()}/datasets/{repo}/tree/{tag}"
+        if dry_run or fresh:
+            ran = not fresh
+            result.stages.append(Stage("push", ran, _plan(fresh, dry_run), url if fresh else None))
+        else:
+            pushed_now = push(build, repo, tag=tag)
+            state["push"] = {"release": release, "commit": pushed_now.commit, "tag": tag}
+            save()
+            what = "new commit" if pushed_now.committed else "no change"
+            result.stages.append(Stage("push", True, f"{what}, tag {tag}", url))
+
+    # 4. review push (optional)
+    if review_dataset:
+        note("review")
+        rows = tree_hash(sorted((build / "data").glob("*.parquet")), build, review_dataset)
+        fresh = state.get("review") == rows
+        if dry_run or fresh:
+            result.stages.append(Stage("review", not fresh, _plan(fresh, dry_run)))
+        else:
+            from magpie_hub.review import review_push
+
+            reviewed = review_push(build, review_dataset, create_workspace=True)
+            state["review"] = rows
+            save()
+            detail = f"{reviewed.added} records added to {review_dataset}"
+            result.stages.append(Stage("review", True, detail, reviewed.url))
+    return result
+
+
+def _plan(fresh: bool, dry_run: bool) -> str:
+    return "up to date" if fresh else ("would run" if dry_run else "ran")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT).rstrip("/")
+
+
+def _tag_exists(repo: str, tag: str, commit: str | None) -> bool:
+    """Whether the Hub still has `tag` at `commit` (a deleted repo or tag means push again)."""
+    if not commit:
+        return False
+    from huggingface_hub import HfApi
+
+    try:
+        refs = HfApi().list_repo_refs(repo, repo_type="dataset")
+    except Exception:
+        return False
+    return any(t.name == tag and t.target_commit == commit for t in refs.tags)
