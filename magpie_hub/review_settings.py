@@ -34,13 +34,16 @@ def _vectors(rows: list[dict[str, Any]]) -> list[Any]:
     return [rg.VectorField(name="embedding", dimensions=len(first))] if first else []
 
 
-def single_settings(rows: list[dict[str, Any]]) -> Any:
+def _settings(fields: list[Any], pair: bool, rows: list[dict[str, Any]]) -> Any:
     import argilla as rg
 
+    better = [rg.LabelQuestion(name="better", labels=BETTER)] if pair else []
+    scores = ("score", "score_base", "score_difference") if pair else ()
     return rg.Settings(
-        fields=[rg.ChatField(name="conversation")],
+        fields=fields,
         questions=[
             rg.RatingQuestion(name="quality", values=[1, 2, 3, 4, 5]),
+            *better,
             rg.TextQuestion(name="corrected_response", required=False, use_markdown=True),
             rg.LabelQuestion(name="category", labels=CATEGORIES, required=False),
         ],
@@ -49,37 +52,29 @@ def single_settings(rows: list[dict[str, Any]]) -> Any:
             rg.IntegerMetadataProperty(name="instruction_length"),
             rg.IntegerMetadataProperty(name="response_length"),
             rg.IntegerMetadataProperty(name="num_turns"),
+            *(rg.FloatMetadataProperty(name=name) for name in scores),
         ],
         vectors=_vectors(rows),
     )
+
+
+def single_settings(rows: list[dict[str, Any]]) -> Any:
+    """The conversation; quality, a corrected response, the category."""
+    import argilla as rg
+
+    return _settings([rg.ChatField(name="conversation")], False, rows)
 
 
 def pair_settings(rows: list[dict[str, Any]]) -> Any:
+    """The prompt and both answers; quality, which is better, a correction, the category."""
     import argilla as rg
 
-    return rg.Settings(
-        fields=[
-            rg.ChatField(name="prompt"),
-            rg.TextField(name="response", use_markdown=True),
-            rg.TextField(name="response_base", use_markdown=True),
-        ],
-        questions=[
-            rg.RatingQuestion(name="quality", values=[1, 2, 3, 4, 5]),
-            rg.LabelQuestion(name="better", labels=BETTER),
-            rg.TextQuestion(name="corrected_response", required=False, use_markdown=True),
-            rg.LabelQuestion(name="category", labels=CATEGORIES, required=False),
-        ],
-        metadata=[
-            rg.TermsMetadataProperty(name="system_prompt_key"),
-            rg.IntegerMetadataProperty(name="instruction_length"),
-            rg.IntegerMetadataProperty(name="response_length"),
-            rg.IntegerMetadataProperty(name="num_turns"),
-            rg.FloatMetadataProperty(name="score"),
-            rg.FloatMetadataProperty(name="score_base"),
-            rg.FloatMetadataProperty(name="score_difference"),
-        ],
-        vectors=_vectors(rows),
-    )
+    fields = [
+        rg.ChatField(name="prompt"),
+        rg.TextField(name="response", use_markdown=True),
+        rg.TextField(name="response_base", use_markdown=True),
+    ]
+    return _settings(fields, True, rows)
 
 
 def _metadata(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:

@@ -160,6 +160,7 @@ recipe = "magpie-ultra"
 num_rows = {rows}
 seed = 7
 batch_size = 3
+{top}
 [engine]
 name = "transformers"
 model = "{instruct}"
@@ -179,10 +180,12 @@ on_tie = "keep"  # the tiny models often give the same answer: a tie
 """
 
 
-def run_ultra(cli, tmp_path: Path, monkeypatch, **fields: Any) -> tuple[Path, list[dict]]:
+def run_ultra(
+    cli, tmp_path: Path, monkeypatch, top: str = "", **fields: Any
+) -> tuple[Path, list[dict]]:
     urial = tmp_path / "urial.toml"  # the format the tiny base model was taught, no examples
     urial.write_text('preamble = ""\nexamples = []\n')
-    config = write_config(tmp_path / "c.toml", ULTRA.format(urial=urial, **fields))
+    config = write_config(tmp_path / "c.toml", ULTRA.format(urial=urial, top=top, **fields))
     log = tmp_path / "prompts.jsonl"
     monkeypatch.setenv("MAGPIE_HUB_LOG_PROMPTS", str(log))
     result = cli("generate", str(config), "--out", str(tmp_path / "build"), "--quiet")
@@ -321,3 +324,49 @@ def test_an_unknown_scorer_is_named_with_the_choices(cli, tmp_path) -> None:
     result = cli("generate", str(config), "--out", str(tmp_path / "b"))
     assert result.exit_code == 1
     assert "nope" in result.stderr and "reward-model" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.embedded
+def test_multi_turn_pairs_answer_the_last_user_turn_with_its_history(
+    cli, embedded_model, tmp_path, monkeypatch
+) -> None:
+    config = write_config(
+        tmp_path / "c.toml",
+        """
+recipe = "magpie-ultra"
+num_rows = 3
+seed = 5
+turns = 2
+[instruction]
+max_new_tokens = 64
+[response]
+max_new_tokens = 48
+[base]
+max_new_tokens = 48
+""",
+    )
+    log = tmp_path / "prompts.jsonl"
+    monkeypatch.setenv("MAGPIE_HUB_LOG_PROMPTS", str(log))
+    result = cli("generate", str(config), "--out", str(tmp_path / "b"), "--quiet")
+    assert result.exit_code == 0, result.stderr
+    build = tmp_path / "b"
+    rows = table(build)
+    assert rows, json.loads((build / "manifest.json").read_text())["counts"]
+    base_prompts = [
+        json.loads(line)["prompt"]
+        for line in log.read_text().splitlines()
+        if "# Answer:" in json.loads(line)["prompt"]
+    ]
+    assert base_prompts and all(find_chat_tokens(p) == [] for p in base_prompts)
+    for r in rows:
+        users = [m["content"] for m in r["conversation"] if m["role"] == "user"]
+        assert r["num_turns"] == 2 and r["instruction"] == users[-1]
+        assert r["conversation"][-1] == {"role": "assistant", "content": r["response"]}
+        first_answer = r["conversation"][-3]["content"]
+        # the base model saw the first exchange as a Query/Answer pair, then the last turn
+        expected = f"# Query:\n```{users[0]}```\n\n# Answer:\n```\n{first_answer}\n```\n\n"
+        expected += f"# Query:\n```{users[1]}```\n\n# Answer:\n```\n"
+        assert any(p.endswith(expected) for p in base_prompts)
+    dpo = table(build, "dpo")
+    assert dpo and all(d["by_convention"] and d["prompt"][-1]["role"] == "user" for d in dpo)
