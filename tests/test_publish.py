@@ -161,7 +161,7 @@ def test_the_release_workflow_publishes_with_its_own_command_lines(
 def test_the_release_workflow_has_least_permissions_and_one_group_per_dataset() -> None:
     workflow = yaml.safe_load((REPO / ".github" / "workflows" / "release.yml").read_text())
     assert workflow["permissions"] == {"contents": "read"}
-    assert "inputs.repo || vars.DATASET_REPO" in workflow["concurrency"]["group"]
+    assert "inputs.repo || github.repository" in workflow["concurrency"]["group"]
     triggers = workflow[True]  # YAML reads the key `on` as True
     assert triggers["push"]["tags"] == ["data-v*"] and "workflow_dispatch" in triggers
 
