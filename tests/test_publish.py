@@ -175,3 +175,25 @@ def test_the_composite_action_is_well_formed() -> None:
         assert step.get("shell") == "bash", step
         for name in __import__("re").findall(r"inputs\.([\w-]+)", json.dumps(step)):
             assert name in inputs, name
+
+
+@pytest.mark.argilla
+def test_publish_with_review_pushes_to_argilla_once(
+    cli, hub, argilla, tiny_model, tmp_path
+) -> None:
+    config = write_config(tmp_path / "c.toml", tiny_config(tiny_model, num_rows=4))
+    args = ("publish", str(config), "--repo", "alice/reviewed-pub", "--tag", "v1")
+    args += ("--out", str(tmp_path / "build"), "--review", "--review-dataset", "pub-review")
+    first = cli(*args, "--json")
+    assert first.exit_code == 0, first.stderr
+    assert stages(first) == {"generate": True, "card": True, "push": True, "review": True}
+    review = next(s for s in json.loads(first.stdout)["stages"] if s["name"] == "review")
+    assert review["link"].startswith(argilla.api_url.rstrip("/"))
+    rows = len(json.loads((tmp_path / "build" / "manifest.json").read_text())["data_files"])
+    records = list(argilla.datasets("pub-review", workspace="magpie-hub").records())
+    assert records and rows
+    second = cli(*args, "--json")
+    assert stages(second) == {"generate": False, "card": False, "push": False, "review": False}
+    assert len(list(argilla.datasets("pub-review", workspace="magpie-hub").records())) == len(
+        records
+    )
