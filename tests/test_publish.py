@@ -183,17 +183,16 @@ def test_publish_with_review_pushes_to_argilla_once(
 ) -> None:
     config = write_config(tmp_path / "c.toml", tiny_config(tiny_model, num_rows=4))
     args = ("publish", str(config), "--repo", "alice/reviewed-pub", "--tag", "v1")
-    args += ("--out", str(tmp_path / "build"), "--review", "--review-dataset", "pub-review")
+    dataset = f"pub-review-{os.urandom(4).hex()}"  # a server named by the environment persists
+    args += ("--out", str(tmp_path / "build"), "--review", "--review-dataset", dataset)
     first = cli(*args, "--json")
     assert first.exit_code == 0, first.stderr
     assert stages(first) == {"generate": True, "card": True, "push": True, "review": True}
     review = next(s for s in json.loads(first.stdout)["stages"] if s["name"] == "review")
     assert review["link"].startswith(argilla.api_url.rstrip("/"))
-    rows = len(json.loads((tmp_path / "build" / "manifest.json").read_text())["data_files"])
-    records = list(argilla.datasets("pub-review", workspace="magpie-hub").records())
-    assert records and rows
+    generated = json.loads((tmp_path / "build" / "manifest.json").read_text())["counts"]
+    records = list(argilla.datasets(dataset, workspace="magpie-hub").records())
+    assert records and len(records) == generated["generated"]
     second = cli(*args, "--json")
     assert stages(second) == {"generate": False, "card": False, "push": False, "review": False}
-    assert len(list(argilla.datasets("pub-review", workspace="magpie-hub").records())) == len(
-        records
-    )
+    assert len(list(argilla.datasets(dataset, workspace="magpie-hub").records())) == len(records)
