@@ -21,7 +21,7 @@ from magpie_hub.errors import (
     HubNetworkError,
     HubPermissionError,
 )
-from magpie_hub.release import ReleaseTree, stage_release
+from magpie_hub.release import ReleaseTree, read_release, stage_release
 
 T = TypeVar("T")
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
@@ -62,8 +62,10 @@ def push(
     token: str | None = None,
     retries: int = 5,
     backoff: float = 2.0,
+    staged: bool = False,
 ) -> PushResult:
-    """Publish `build` to the dataset repo `repo_id` as one commit on `revision`, then tag it."""
+    """Publish `build` to the dataset repo `repo_id` as one commit on `revision`, then tag it.
+    With `staged`, push the release tree already staged for this repo and tag as it is."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 
     if not REPO_ID.fullmatch(repo_id):
@@ -74,7 +76,11 @@ def push(
     api = HfApi(token=token)
     call = _Caller(repo_id, retries, backoff)
 
-    tree = stage_release(build, release_dir(build), repo_id=repo_id, tag=tag)
+    tree = (
+        read_release(release_dir(build))
+        if staged
+        else stage_release(build, release_dir(build), repo_id=repo_id, tag=tag)
+    )
     call(api.whoami)
     kind = "dataset"
     url = call(lambda: api.create_repo(repo_id, repo_type=kind, private=private, exist_ok=True))

@@ -138,7 +138,7 @@ def publish(
             ran = not fresh
             result.stages.append(Stage("push", ran, _plan(fresh, dry_run), url if fresh else None))
         else:
-            pushed_now = push(build, repo, tag=tag)
+            pushed_now = push(build, repo, tag=tag, staged=True)  # the card stage staged it
             state["push"] = {"release": release, "commit": pushed_now.commit, "tag": tag}
             save()
             what = "new commit" if pushed_now.committed else "no change"

@@ -113,3 +113,15 @@ def stage_release(
     (dest / "README.md").write_text(card, encoding="utf-8")
     files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     return ReleaseTree(root=dest, files=files, configs=repo_configs, card=card)
+
+
+def read_release(dest: Path) -> ReleaseTree:
+    """A release tree staged earlier (by `stage_release`), read back as it is on disk."""
+    files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    configs: dict[str, list[str]] = {}
+    for path in files:
+        parts = path.split("/")
+        if len(parts) == 3 and parts[0] == "data" and path.endswith(".parquet"):
+            configs.setdefault(parts[1], []).append(path)
+    card = (dest / "README.md").read_text(encoding="utf-8")
+    return ReleaseTree(root=dest, files=files, configs=configs, card=card)

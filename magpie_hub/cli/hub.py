@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,7 @@ import typer
 from rich.table import Table
 
 from magpie_hub.cli.output import err, out, print_json
-from magpie_hub.hub import push, push_local, release_dir
+from magpie_hub.hub import push, push_local
 from magpie_hub.release import stage_release
 
 BuildArg = Annotated[Path, typer.Argument(help="A build folder made by `magpie-hub generate`.")]
@@ -58,8 +59,9 @@ def card_command(
     tag: Annotated[str | None, typer.Option("--tag", help="Release tag the card names.")] = None,
 ) -> None:
     """Render BUILD's dataset card (README.md) to stdout, computed as a push would."""
-    tree = stage_release(build, release_dir(build), repo_id=repo, tag=tag)
-    print(tree.card, end="")
+    with tempfile.TemporaryDirectory() as tmp:  # not the release folder a publish relies on
+        tree = stage_release(build, Path(tmp) / "release", repo_id=repo, tag=tag)
+        print(tree.card, end="")
 
 
 def register(cli: typer.Typer) -> None:
