@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from magpie_hub import __version__
+from magpie_hub.build import BuildFolder
 from magpie_hub.config import RunConfig
 from magpie_hub.generate import plan_build, run_build
 from magpie_hub.hub import push, push_local, release_dir
@@ -90,7 +91,7 @@ def publish(
 
     # 1. generate (resume-aware; nothing to do when every row is settled)
     note("generate")
-    manifest = _read(build / "manifest.json")
+    manifest = BuildFolder(build).read_manifest() or {}
     done = manifest.get("status") == "complete" and manifest.get("fingerprint") == (
         config.fingerprint()
     )
@@ -164,10 +165,6 @@ def publish(
 
 def _plan(fresh: bool, dry_run: bool) -> str:
     return "up to date" if fresh else ("would run" if dry_run else "ran")
-
-
-def _read(path: Path) -> dict[str, Any]:
-    return dict(json.loads(path.read_text())) if path.exists() else {}
 
 
 def _endpoint() -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 import tomli_w
 
+from magpie_hub.build import BuildFolder
 from magpie_hub.card import CardContext, config_stats, length_plot, render_card
 from magpie_hub.errors import BuildFolderError
 from magpie_hub.plugins import get_registry
@@ -49,14 +50,13 @@ def build_configs(build: Path) -> dict[str, list[Path]]:
 
 def read_complete_manifest(build: Path) -> dict[str, Any]:
     """The manifest of a finished build; a clear error for anything else."""
-    path = build / MANIFEST
-    if not path.exists():
+    manifest = BuildFolder(build).read_manifest()
+    if manifest is None:
         raise BuildFolderError(
             build,
             "not a build folder (no manifest.json)",
             hint="Pass the --out folder of `magpie-hub generate`.",
         )
-    manifest = dict(json.loads(path.read_text(encoding="utf-8")))
     if manifest.get("status") != "complete":
         raise BuildFolderError(
             build,

@@ -159,14 +159,15 @@ def _live(row: dict[str, Any]) -> bool:
     return not row.get("dropped_reason") and row.get("conversation") is not None
 
 
-def _turn_columns(row: dict[str, Any]) -> dict[str, Any]:
-    """`instruction` and `response`: the first turn, read from the conversation."""
+def _turn_columns(row: dict[str, Any], turn: int = 0) -> dict[str, Any]:
+    """`instruction` and `response` of one turn (default the first; -1 the last), read from
+    the conversation, and `num_turns`."""
     convo = row.get("conversation") or []
     users = [m["content"] for m in convo if m["role"] == "user"]
     answers = [m["content"] for m in convo if m["role"] == "assistant"]
     return {
-        "instruction": users[0] if users else None,
-        "response": answers[0] if answers else None,
+        "instruction": users[turn] if users else row.get("instruction"),
+        "response": answers[turn] if answers else None,
         "num_turns": len(users),
     }
 
@@ -214,18 +215,7 @@ class GenerateResponse(_RawTextTask):
 
     def process(self, inputs: StepInput) -> StepOutput:
         rows = self.response_turn([dict(r) for r in inputs], 1, row_system, self.sampling)
-        yield [{**r, **_last_exchange(r)} for r in rows]
-
-
-def _last_exchange(row: dict[str, Any]) -> dict[str, Any]:
-    convo = row.get("conversation") or []
-    users = [m["content"] for m in convo if m["role"] == "user"]
-    answers = [m["content"] for m in convo if m["role"] == "assistant"]
-    return {
-        "instruction": users[-1] if users else row.get("instruction"),
-        "response": answers[-1] if answers else None,
-        "num_turns": len(users),
-    }
+        yield [{**r, **_turn_columns(r, -1)} for r in rows]
 
 
 class GenerateConversation(_RawTextTask):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -20,7 +20,7 @@ def _free_port() -> int:
 
 # huggingface_hub and datasets read these when first imported: set them before anything
 # imports either, so every test talks to the Hub emulator (tests/hub_emulator), never the Hub.
-HUB_PORT = _free_port()
+HUB_PORT = free_port()
 os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 # datasets fixes its cache folder at import too; a shared one served rows of earlier runs.

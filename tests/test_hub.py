@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import tiny_config, write_config
+from conftest import free_port, tiny_config, write_config
 from hub_emulator import Fault
 
 from magpie_hub.errors import HubAuthError, HubError, HubNetworkError, HubPermissionError
@@ -195,14 +195,6 @@ def test_clear_errors_for_auth_permissions_and_the_network(hub, build, monkeypat
         push(build, "alice/errors", token="hf_alice_test")
     after = {p: p.read_bytes() for p in (build / "data").rglob("*") if p.is_file()}
     assert after == before
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_cli_push_errors_are_one_message_and_a_hint(cli, hub, build, monkeypatch) -> None:
