@@ -1,14 +1,22 @@
 """The build folder: committed chunks while running, then Parquet shards and manifest.json.
 
+`BuildFolder` is the one owner of this layout; nothing else spells out these paths.
+
 BUILD/manifest.json                what was built, how, and the counts
-BUILD/data/train-00000-of-0000N.parquet
+BUILD/data/train-00000-of-0000N.parquet    config `default`
+BUILD/data/<view>/*.parquet        derived views (sft, dpo, filtered, reviewed), one config each
+BUILD/reviews/<ws>.<dataset>.json  every Argilla response pulled, merged across pulls
 BUILD/.magpie/chunks/              one Parquet + JSON marker per finished batch
 BUILD/.magpie/distilabel/          distilabel's pipeline cache and log
+BUILD/.magpie/curate/<tagger>-<key>/  committed tag chunks (Parquet + JSON marker)
+BUILD/.magpie/publish.json         the publish stages' content hashes
+BUILD/.magpie/release/             the release tree the card stage staged for a push
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,6 +27,33 @@ from magpie_hub.errors import BuildFolderError
 
 MANIFEST = "manifest.json"
 ROWS_PER_SHARD = 50_000
+DEFAULT_CONFIG = "default"
+CURATED_VIEWS = ("filtered",)
+"""Views `magpie-hub curate` derives from the tagged rows."""
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """`write(tmp_path)`, fsync, then rename over `path`: readers see all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def write_json(path: Path, data: Any, *, indent: int | None = 2) -> None:
+    """Write `data` as JSON atomically."""
+    text = json.dumps(data, indent=indent, default=str) + "\n"
+    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def read_json(path: Path, what: str, *, hint: str) -> Any:
+    """Read a JSON state file; a damaged one is a `BuildFolderError` naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BuildFolderError(path, f"{what} is damaged ({exc})", hint=hint) from exc
 
 
 @dataclass
@@ -45,19 +80,60 @@ class BuildFolder:
         self.cache = self.work / "distilabel"
         self.data = root / "data"
         self.manifest_path = root / MANIFEST
+        self.publish_state = self.work / "publish.json"
+        self.release = self.work / "release"
+        self.reviews = root / "reviews"
         self._markers: dict[str, dict[str, Any]] = {}
+
+    def view_dir(self, name: str) -> Path:
+        return self.data / name
+
+    def tag_store(self, tagger: str, key: str) -> Path:
+        """Committed tag chunks of one tagger with one cache key (its model and settings)."""
+        return self.work / "curate" / f"{tagger}-{key}"
+
+    def shards(self) -> list[Path]:
+        """The top-level shards (config `default`), in order."""
+        return sorted(self.data.glob("*.parquet"))
+
+    def configs(self) -> dict[str, list[Path]]:
+        """Parquet shards by config: data/*.parquet is `default`, data/<view>/ a view."""
+        configs: dict[str, list[Path]] = {}
+        if top := self.shards():
+            configs[DEFAULT_CONFIG] = top
+        for view in sorted(p for p in self.data.glob("*") if p.is_dir()):
+            if shards := sorted(view.glob("*.parquet")):
+                configs[view.name] = shards
+        return configs
+
+    def data_files(self) -> list[str]:
+        """Every Parquet file under data/, relative to the build folder."""
+        return sorted(str(p.relative_to(self.root)) for p in self.data.rglob("*.parquet"))
+
+    def review_archive(self, workspace: str, dataset: str) -> Path:
+        return self.reviews / f"{workspace}.{dataset}.json"
 
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.manifest_path.exists():
             return None
-        try:
-            return dict(json.loads(self.manifest_path.read_text()))
-        except json.JSONDecodeError as exc:
+        return dict(read_json(self.manifest_path, MANIFEST, hint="Use --force to start over."))
+
+    def complete_manifest(self) -> dict[str, Any]:
+        """The manifest of a finished build; a clear error for anything else."""
+        manifest = self.read_manifest()
+        if manifest is None:
             raise BuildFolderError(
                 self.root,
-                f"{MANIFEST} is not valid JSON ({exc})",
-                hint="Use --force to start over.",
-            ) from exc
+                "not a build folder (no manifest.json)",
+                hint="Pass the --out folder of `magpie-hub generate` or `magpie-hub import`.",
+            )
+        if manifest.get("status") != "complete":
+            raise BuildFolderError(
+                self.root,
+                f"the build is {manifest.get('status', 'unfinished')}, not complete",
+                hint="Re-run the same `magpie-hub generate` command to finish it.",
+            )
+        return manifest
 
     def prepare(self, identity: dict[str, str], *, force: bool) -> bool:
         """Make the folder ready for a build with this identity (recipe, config and model
@@ -135,16 +211,25 @@ class BuildFolder:
             if tables
             else schema.empty_table()
         )
-        # Only the top-level shards: data/<view>/ folders (e.g. `reviewed`) are kept.
+        return self.write_shards(merged.cast(schema))
+
+    def write_shards(self, table: Any) -> list[Path]:
+        """Replace the top-level shards (config `default`) with `table`, split by
+        ROWS_PER_SHARD; data/<view>/ folders are kept, except views derived by curation,
+        which no longer match the rows."""
+        import pyarrow.parquet as pq
+
         self.data.mkdir(parents=True, exist_ok=True)
         for old in self.data.glob("*.parquet"):
             old.unlink()
-        count = max(1, -(-merged.num_rows // ROWS_PER_SHARD))
+        for view in CURATED_VIEWS:
+            shutil.rmtree(self.view_dir(view), ignore_errors=True)
+        count = max(1, -(-table.num_rows // ROWS_PER_SHARD))
         paths = []
         for n in range(count):
             path = self.data / f"train-{n:05d}-of-{count:05d}.parquet"
-            part = merged.slice(n * ROWS_PER_SHARD, ROWS_PER_SHARD).cast(schema)
-            pq.write_table(part, path)
+            part = table.slice(n * ROWS_PER_SHARD, ROWS_PER_SHARD)
+            atomic_write(path, lambda p, part=part: pq.write_table(part, p))
             paths.append(path)
         return paths
 
@@ -152,8 +237,7 @@ class BuildFolder:
         """The consolidated rows, in order."""
         import pyarrow.parquet as pq
 
-        shards = sorted(self.data.glob("*.parquet"))
-        return [r for path in shards for r in pq.read_table(path).to_pylist()]
+        return [r for path in self.shards() for r in pq.read_table(path).to_pylist()]
 
     def write_views(self, views: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Write each `registry.View` as data/<name>/ shards; returns their counts. An empty
@@ -163,18 +247,16 @@ class BuildFolder:
 
         counts = {}
         for name, view in views.items():
-            folder = self.data / name
+            folder = self.view_dir(name)
             shutil.rmtree(folder, ignore_errors=True)
             counts[name] = {"rows": len(view.rows), **view.counts}
             if not view.rows:
                 continue
             folder.mkdir(parents=True)
             table = pa.Table.from_pylist(view.rows, schema=view.features.arrow_schema)
-            pq.write_table(table, folder / "train-00000-of-00001.parquet")
+            path = folder / "train-00000-of-00001.parquet"
+            atomic_write(path, lambda p, table=table: pq.write_table(table, p))
         return counts
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
-        tmp.replace(self.manifest_path)
+        write_json(self.manifest_path, manifest)

@@ -187,9 +187,7 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
         "failed_rows": len(state.failed),
         "features": plan.recipe.features.to_dict(),
         "views": folder.write_views(views),
-        "data_files": sorted(
-            str(p.relative_to(folder.root)) for p in folder.data.rglob("*.parquet")
-        ),
+        "data_files": folder.data_files(),
     }
     folder.write_manifest(manifest)
     return GenerateResult(out=folder.root, manifest=manifest, log_dir=folder.cache)

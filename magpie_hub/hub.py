@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from magpie_hub.build import BuildFolder
 from magpie_hub.errors import (
     HubAuthError,
     HubConflictError,
@@ -39,11 +40,6 @@ class PushResult:
     """False when the Hub already had exactly this release."""
     tag: str | None
     files: list[str]
-
-
-def release_dir(build: Path) -> Path:
-    """Where a push stages its release tree (inside the build's own work folder)."""
-    return build / ".magpie" / "release"
 
 
 def push_local(build: Path, dest: Path, *, repo_id: str, tag: str | None = None) -> PushResult:
@@ -77,9 +73,9 @@ def push(
     call = _Caller(repo_id, retries, backoff)
 
     tree = (
-        read_release(release_dir(build))
+        read_release(BuildFolder(build).release)
         if staged
-        else stage_release(build, release_dir(build), repo_id=repo_id, tag=tag)
+        else stage_release(build, BuildFolder(build).release, repo_id=repo_id, tag=tag)
     )
     call(api.whoami)
     kind = "dataset"

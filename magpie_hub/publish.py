@@ -9,20 +9,17 @@ nothing. Views (sft, dpo, reviewed) are part of the build and travel as configs.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from magpie_hub import __version__
-from magpie_hub.build import BuildFolder
+from magpie_hub.build import BuildFolder, read_json, write_json
 from magpie_hub.config import RunConfig
 from magpie_hub.generate import plan_build, run_build
-from magpie_hub.hub import push, push_local, release_dir
+from magpie_hub.hub import push, push_local
 from magpie_hub.release import stage_release
-
-STATE = "publish.json"
 
 
 @dataclass
@@ -78,12 +75,15 @@ def publish(
 ) -> PublishResult:
     """Run (or with `dry_run`, plan) every stage that is not already up to date."""
     result = PublishResult(str(build), repo, tag, dry_run)
-    state_path = build / ".magpie" / STATE
-    state: dict[str, Any] = json.loads(state_path.read_text()) if state_path.exists() else {}
+    folder = BuildFolder(build)
+    state: dict[str, Any] = (
+        read_json(folder.publish_state, "publish state", hint=f"Delete {folder.publish_state}.")
+        if folder.publish_state.exists()
+        else {}
+    )
 
     def save() -> None:
-        state_path.parent.mkdir(parents=True, exist_ok=True)
-        state_path.write_text(json.dumps(state, indent=2))
+        write_json(folder.publish_state, state)
 
     def note(name: str) -> None:
         if on_stage:
@@ -91,7 +91,7 @@ def publish(
 
     # 1. generate (resume-aware; nothing to do when every row is settled)
     note("generate")
-    manifest = BuildFolder(build).read_manifest() or {}
+    manifest = folder.read_manifest() or {}
     done = manifest.get("status") == "complete" and manifest.get("fingerprint") == (
         config.fingerprint()
     )
@@ -110,14 +110,14 @@ def publish(
 
     # 2. card (and the release tree it belongs to)
     note("card")
-    data = sorted((build / "data").rglob("*.parquet")) if (build / "data").exists() else []
-    inputs = tree_hash([*data, build / "manifest.json"] if data else [], build, repo, tag)
+    data = [build / f for f in folder.data_files()]
+    inputs = tree_hash([*data, folder.manifest_path] if data else [], build, repo, tag)
     inputs = hashlib.sha256(f"{inputs}|{__version__}".encode()).hexdigest()
-    fresh = state.get("card") == inputs and release_dir(build).exists()
+    fresh = state.get("card") == inputs and folder.release.exists()
     if dry_run or fresh:
         result.stages.append(Stage("card", not fresh, _plan(fresh, dry_run)))
     else:
-        stage_release(build, release_dir(build), repo_id=repo, tag=tag)
+        stage_release(build, folder.release, repo_id=repo, tag=tag)
         state["card"] = inputs
         save()
         result.stages.append(Stage("card", True, "README.md rendered"))
@@ -129,7 +129,7 @@ def publish(
             push_local(build, local, repo_id=repo, tag=tag)
         result.stages.append(Stage("push", not dry_run, f"tree written to {local}"))
     else:
-        tree = release_dir(build)
+        tree = folder.release
         files = [p for p in tree.rglob("*") if p.is_file()] if tree.exists() else []
         release = tree_hash(files, tree, repo, tag) if files else ""
         pushed = state.get("push", {})
@@ -148,7 +148,7 @@ def publish(
     # 4. review push (optional)
     if review_dataset:
         note("review")
-        rows = tree_hash(sorted((build / "data").glob("*.parquet")), build, review_dataset)
+        rows = tree_hash(folder.shards(), build, review_dataset)
         fresh = state.get("review") == rows
         if dry_run or fresh:
             result.stages.append(Stage("review", not fresh, _plan(fresh, dry_run)))

@@ -17,13 +17,10 @@ from typing import Any
 
 import tomli_w
 
-from magpie_hub.build import BuildFolder
+from magpie_hub.build import MANIFEST, BuildFolder
 from magpie_hub.card import CardContext, config_stats, length_plot, render_card
 from magpie_hub.errors import BuildFolderError
 from magpie_hub.plugins import get_registry
-
-MANIFEST = "manifest.json"
-DEFAULT_CONFIG = "default"
 
 
 @dataclass(frozen=True)
@@ -34,36 +31,6 @@ class ReleaseTree:
     configs: dict[str, list[str]]
     """Config name -> its Parquet files (repo paths)."""
     card: str
-
-
-def build_configs(build: Path) -> dict[str, list[Path]]:
-    """The build's Parquet shards by config: data/*.parquet is `default`, data/<view>/ a view."""
-    data = build / "data"
-    configs: dict[str, list[Path]] = {}
-    if top := sorted(data.glob("*.parquet")):
-        configs[DEFAULT_CONFIG] = top
-    for view in sorted(p for p in data.glob("*") if p.is_dir()):
-        if shards := sorted(view.glob("*.parquet")):
-            configs[view.name] = shards
-    return configs
-
-
-def read_complete_manifest(build: Path) -> dict[str, Any]:
-    """The manifest of a finished build; a clear error for anything else."""
-    manifest = BuildFolder(build).read_manifest()
-    if manifest is None:
-        raise BuildFolderError(
-            build,
-            "not a build folder (no manifest.json)",
-            hint="Pass the --out folder of `magpie-hub generate`.",
-        )
-    if manifest.get("status") != "complete":
-        raise BuildFolderError(
-            build,
-            f"the build is {manifest.get('status', 'unfinished')}, not complete",
-            hint="Re-run the same `magpie-hub generate` command to finish it, then publish.",
-        )
-    return manifest
 
 
 def _without_none(value: Any) -> Any:
@@ -78,8 +45,9 @@ def stage_release(
     build: Path, dest: Path, *, repo_id: str = "NAMESPACE/NAME", tag: str | None = None
 ) -> ReleaseTree:
     """Write the release tree of `build` into `dest` (emptied first) and render the card."""
-    manifest = read_complete_manifest(build)
-    configs = build_configs(build)
+    folder = BuildFolder(build)
+    manifest = folder.complete_manifest()
+    configs = folder.configs()
     if not configs:
         raise BuildFolderError(build, "the build has no Parquet data to publish")
     if dest.exists() and any(dest.iterdir()):

@@ -8,7 +8,6 @@ view (data/reviewed/), which `magpie-hub push` publishes as its own config.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections import Counter, defaultdict
@@ -17,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from magpie_hub.build import BuildFolder
+from magpie_hub.build import BuildFolder, read_json, write_json
 from magpie_hub.errors import ReviewError
 from magpie_hub.plugins import get_registry
-from magpie_hub.release import read_complete_manifest
 
 DEFAULT_WORKSPACE = "magpie-hub"
 Progress = Callable[[int, int], None]
@@ -155,7 +153,7 @@ def review_push(
     """Push (a sample of) BUILD's rows as records; rows already in the dataset are skipped."""
     import argilla as rg
 
-    manifest = read_complete_manifest(build)
+    manifest = BuildFolder(build).complete_manifest()
     spec = _spec(manifest)
     rows = stratified_sample(BuildFolder(build).rows(), sample, stratify_by, seed)
     client = client or connect()
@@ -238,32 +236,29 @@ def review_status(dataset: str, *, workspace: str = DEFAULT_WORKSPACE, client: A
     }
 
 
-def archive_path(build: Path, workspace: str, dataset: str) -> Path:
-    return build / "reviews" / f"{workspace}.{dataset}.json"
-
-
 def review_pull(
     build: Path, dataset: str, *, workspace: str = DEFAULT_WORKSPACE, client: Any = None
 ) -> ReviewPull:
     """Merge the submitted reviews into BUILD as the `reviewed` view."""
-    manifest = read_complete_manifest(build)
+    manifest = BuildFolder(build).complete_manifest()
     client = client or connect()
-    archive = archive_path(build, workspace, dataset)
-    merged: dict[str, dict[str, Any]] = json.loads(archive.read_text()) if archive.exists() else {}
+    folder = BuildFolder(build)
+    archive = folder.review_archive(workspace, dataset)
+    merged: dict[str, dict[str, Any]] = (
+        read_json(archive, "the review archive", hint=f"Restore or delete {archive}.")
+        if archive.exists()
+        else {}
+    )
     for r in _responses(client, dataset, workspace):
         merged[f"{r['uuid']}|{r['user']}|{r['question']}"] = r
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    tmp = archive.with_suffix(".tmp")
-    tmp.write_text(json.dumps(merged, indent=1, sort_keys=True))
-    tmp.replace(archive)
+    write_json(archive, dict(sorted(merged.items())), indent=1)
 
     import pyarrow.parquet as pq
     from datasets import Features
 
     from magpie_hub.review_view import reviewed_view
 
-    folder = BuildFolder(build)
-    shard = sorted(folder.data.glob("*.parquet"))[0]
+    shard = folder.shards()[0]
     features = Features.from_arrow_schema(pq.read_schema(shard))
     view = reviewed_view(folder.rows(), list(merged.values()), features)
     counts = folder.write_views({"reviewed": view})

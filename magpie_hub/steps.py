@@ -11,7 +11,6 @@ the sink does not commit it, and a resumed run generates it again.
 
 import hashlib
 import json
-import os
 import re
 import uuid
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from distilabel.steps import Step, StepInput
 from distilabel.typing import StepColumns, StepOutput
 
+from magpie_hub.build import atomic_write
 from magpie_hub.templates import PromptFormat
 
 ROW_NAMESPACE = uuid.UUID("6d61676e-6965-4875-8262-726f77730000")
@@ -125,24 +125,16 @@ class WriteChunks(Step):
                     system = {"role": "system", "content": record["system_prompt"]}
                     record["conversation"] = [system, *record["conversation"]]
         table = pa.Table.from_pylist(records, schema=features.arrow_schema)
-        _atomic_write(directory / f"{stem}.parquet", lambda p: pq.write_table(table, p))
+        atomic_write(directory / f"{stem}.parquet", lambda p: pq.write_table(table, p))
         marker = {
             "written": [r["row_index"] for r in kept],
             "dropped": {str(k): v for k, v in dropped.items()},
             "failed": failed,
         }
-        _atomic_write(directory / f"{stem}.json", lambda p: p.write_text(json.dumps(marker)))
+        atomic_write(directory / f"{stem}.json", lambda p: p.write_text(json.dumps(marker)))
         yield [
             {"row_index": r["row_index"], "dropped_reason": r.get("dropped_reason")} for r in inputs
         ]
 
 
 _NULLABLE = {"system_prompt", "system_prompt_key"}
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    tmp.replace(path)
