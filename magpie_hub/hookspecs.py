@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from magpie_hub.registry import CardSection, Engine, Recipe, ReviewSpec, Scorer
+    from magpie_hub.registry import CardSection, Engine, Recipe, ReviewSpec, Scorer, Tagger
 
 hookspec = pluggy.HookspecMarker("magpie_hub")
 hookimpl = pluggy.HookimplMarker("magpie_hub")
@@ -37,6 +37,11 @@ def register_review_specs(register: Callable[[ReviewSpec], None]) -> None:
 @hookspec
 def register_card_sections(register: Callable[[CardSection], None]) -> None:
     """Register dataset card sections: a title and a function from the release to Markdown."""
+
+
+@hookspec
+def register_taggers(register: Callable[[Tagger], None]) -> None:
+    """Register taggers: named steps that add tag columns to a build (`magpie-hub curate`)."""
 
 
 @hookspec

@@ -12,7 +12,7 @@ from typing import Any
 import pluggy
 
 from magpie_hub import __version__, hookspecs
-from magpie_hub.registry import Registry
+from magpie_hub.registry import KINDS, Registry
 
 ENTRY_POINT_GROUP = "magpie_hub"
 ALLOWLIST_ENV = "MAGPIE_HUB_PLUGINS"
@@ -28,6 +28,7 @@ DEFAULT_PLUGINS = (
     "magpie_hub_plugins.recipe_magpie_ultra",
     "magpie_hub_plugins.scorers",
     "magpie_hub_plugins.card_magpie",
+    "magpie_hub_plugins.taggers",
 )
 
 
@@ -37,11 +38,8 @@ class PluginInfo:
     version: str | None
     builtin: bool
     hooks: list[str] = field(default_factory=list)
-    recipes: list[str] = field(default_factory=list)
-    engines: list[str] = field(default_factory=list)
-    card_sections: list[str] = field(default_factory=list)
-    scorers: list[str] = field(default_factory=list)
-    review_specs: list[str] = field(default_factory=list)
+    provides: dict[str, list[str]] = field(default_factory=lambda: {k.plural: [] for k in KINDS})
+    """Kind (plural, as in `KINDS`) -> the names this plugin registered."""
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -50,11 +48,7 @@ class PluginInfo:
             "version": self.version,
             "builtin": self.builtin,
             "hooks": self.hooks,
-            "recipes": self.recipes,
-            "engines": self.engines,
-            "card_sections": self.card_sections,
-            "scorers": self.scorers,
-            "review_specs": self.review_specs,
+            **self.provides,
             "error": self.error,
         }
 
@@ -111,11 +105,8 @@ def load_plugins() -> LoadedPlugins:
         if plugin is None:
             continue
         info.hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-    _collect(pm, "register_recipes", registry, infos)
-    _collect(pm, "register_engines", registry, infos)
-    _collect(pm, "register_card_sections", registry, infos)
-    _collect(pm, "register_scorers", registry, infos)
-    _collect(pm, "register_review_specs", registry, infos)
+    for kind in KINDS:
+        _collect(pm, kind.hook, registry, infos)
     return LoadedPlugins(manager=pm, infos=infos, registry=registry)
 
 
@@ -132,15 +123,8 @@ def _collect(
 
 
 def _register(registry: Registry, info: PluginInfo, item: Any) -> None:
-    registry.add(item, info.name)
-    lists = {
-        "Recipe": info.recipes,
-        "Engine": info.engines,
-        "CardSection": info.card_sections,
-        "Scorer": info.scorers,
-        "ReviewSpec": info.review_specs,
-    }
-    lists[type(item).__name__].append(item.name)
+    kind = registry.add(item, info.name)
+    info.provides[kind.plural].append(item.name)
 
 
 _loaded: LoadedPlugins | None = None

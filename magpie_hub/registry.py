@@ -1,4 +1,4 @@
-"""What plugins register: recipes and engines, and the lookup of both by name."""
+"""What plugins register (recipes, engines, scorers, taggers, ...) and lookup by name."""
 
 from __future__ import annotations
 
@@ -134,6 +134,53 @@ class ReviewSpec:
     plugin: str = field(default="", compare=False)
 
 
+@dataclass(frozen=True)
+class Tagger:
+    """Adds tag columns to a build's rows (`magpie-hub curate`); see `magpie_hub.curate`."""
+
+    name: str
+    description: str
+    columns: dict[str, Any]
+    """Output column -> `datasets` feature, e.g. {"language": Value("string")}."""
+    make_step: Callable[[Any], Any]
+    """(a `curate.kit.TagContext`) -> a distilabel step that sets the `stored` columns on
+    the rows it is asked to tag (see `curate.kit.TagStep`)."""
+    stored: dict[str, Any] | None = None
+    """Columns the step computes per row and the tag store caches; default `columns`."""
+    finalize: Callable[[list[dict[str, Any]], Any], list[dict[str, Any]]] | None = None
+    """(every row's stored values in build order, context) -> each row's `columns`: for tags
+    that need the whole build at once (near-duplicates)."""
+    uses_judge: bool = False
+    """Asks the `[curate.judge]` model (its identity is then part of the cache key)."""
+    options: Callable[[Any], Any] | None = None
+    """(the `[curate]` config) -> the settings that shape the stored values (cache key)."""
+    plugin: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of thing a plugin can register: its class, its hook and its names."""
+
+    cls: type
+    label: str
+    """Singular, for messages: "recipe"."""
+    plural: str
+    """The `Registry` attribute and the `magpie-hub plugins --json` key: "recipes"."""
+    hook: str
+    """The hookspec that registers it."""
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind(Recipe, "recipe", "recipes", "register_recipes"),
+    Kind(Engine, "engine", "engines", "register_engines"),
+    Kind(CardSection, "card section", "card_sections", "register_card_sections"),
+    Kind(Scorer, "scorer", "scorers", "register_scorers"),
+    Kind(ReviewSpec, "review spec", "review_specs", "register_review_specs"),
+    Kind(Tagger, "tagger", "taggers", "register_taggers"),
+)
+"""The one table of plugin kinds: loading, crediting, listing and lookup all read it."""
+
+
 @dataclass
 class Registry:
     recipes: dict[str, Recipe] = field(default_factory=dict)
@@ -141,49 +188,47 @@ class Registry:
     card_sections: dict[str, CardSection] = field(default_factory=dict)
     scorers: dict[str, Scorer] = field(default_factory=dict)
     review_specs: dict[str, ReviewSpec] = field(default_factory=dict)
+    taggers: dict[str, Tagger] = field(default_factory=dict)
+
+    def _get(self, kind: str, name: str) -> Any:
+        from magpie_hub.errors import UnknownNameError
+
+        found = next(k for k in KINDS if k.label == kind)
+        table = getattr(self, found.plural)
+        if name not in table:
+            raise UnknownNameError(kind, name, table)
+        return table[name]
 
     def scorer(self, name: str) -> Scorer:
-        from magpie_hub.errors import UnknownNameError
-
-        if name not in self.scorers:
-            raise UnknownNameError("scorer", name, self.scorers)
-        return self.scorers[name]
+        return self._get("scorer", name)
 
     def recipe(self, name: str) -> Recipe:
-        from magpie_hub.errors import UnknownNameError
-
-        if name not in self.recipes:
-            raise UnknownNameError("recipe", name, self.recipes)
-        return self.recipes[name]
+        return self._get("recipe", name)
 
     def engine(self, name: str) -> Engine:
-        from magpie_hub.errors import UnknownNameError
+        return self._get("engine", name)
 
-        if name not in self.engines:
-            raise UnknownNameError("engine", name, self.engines)
-        return self.engines[name]
+    def tagger(self, name: str) -> Tagger:
+        return self._get("tagger", name)
 
-    def add(self, item: Any, plugin: str) -> None:
+    def add(self, item: Any, plugin: str) -> Kind:
+        """Add `item` under its kind; returns the kind."""
         from magpie_hub.errors import PluginError
 
-        tables: dict[type, tuple[str, dict[str, Any]]] = {
-            Recipe: ("recipe", self.recipes),
-            Engine: ("engine", self.engines),
-            CardSection: ("card section", self.card_sections),
-            Scorer: ("scorer", self.scorers),
-            ReviewSpec: ("review spec", self.review_specs),
-        }
-        if type(item) not in tables:
-            kinds = ", ".join(t.__name__ for t in tables)
+        kind = next((k for k in KINDS if type(item) is k.cls), None)
+        if kind is None:
+            kinds = ", ".join(k.cls.__name__ for k in KINDS)
             raise PluginError(plugin, f"registered {item!r}, which is none of {kinds}")
-        kind, table = tables[type(item)]
+        table = getattr(self, kind.plural)
         if item.name in table:
             raise PluginError(
                 plugin,
-                f"{kind} {item.name!r} is already registered by plugin {table[item.name].plugin!r}",
+                f"{kind.label} {item.name!r} is already registered by plugin "
+                f"{table[item.name].plugin!r}",
                 hint="Rename one of them, or restrict plugins with MAGPIE_HUB_PLUGINS.",
             )
         table[item.name] = _with_plugin(item, plugin)
+        return kind
 
 
 def _with_plugin(item: Any, plugin: str) -> Any:

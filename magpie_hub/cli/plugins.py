@@ -9,6 +9,7 @@ from rich.table import Table
 
 from magpie_hub.cli.output import out, print_json
 from magpie_hub.plugins import get_plugins
+from magpie_hub.registry import KINDS
 
 
 def plugins(
@@ -22,14 +23,9 @@ def plugins(
     table = Table("name", "version", "provides", "status")
     for i in infos:
         status = f"[red]failed: {i.error}[/]" if i.error else ("built-in" if i.builtin else "ok")
-        kinds = [
-            ("recipe", i.recipes),
-            ("engine", i.engines),
-            ("scorer", i.scorers),
-            ("card section", i.card_sections),
-            ("review spec", i.review_specs),
-        ]
-        provides = "\n".join(f"{kind} {', '.join(names)}" for kind, names in kinds if names)
+        provides = "\n".join(
+            f"{k.label} {', '.join(i.provides[k.plural])}" for k in KINDS if i.provides[k.plural]
+        )
         table.add_row(i.name, i.version or "?", provides or ", ".join(i.hooks), status)
     out.print(table)
 
