@@ -106,6 +106,78 @@ class CardConfig(StrictModel):
     """A paragraph that opens the card; default: one made from the recipe and model."""
 
 
+class NearDupConfig(StrictModel):
+    """Embedding near-duplicates (tagger `near_dup`)."""
+
+    model: str = "packaged:all-minilm-l6-v2"
+    """A sentence-embedding model folder, or `packaged:all-minilm-l6-v2` (PyPI, offline)."""
+    threshold: float = Field(0.05, gt=0.0, le=2.0)
+    """Squared L2 distance of normalised embeddings (2 - 2 cos) under which rows are duplicates."""
+    ivf_above: int = Field(200_000, ge=1)
+    """Rows above which an IVF index replaces exact flat search (see benchmarks/bench_dedup.py)."""
+    nprobe: int = Field(16, ge=1)
+
+
+class RewardTagConfig(StrictModel):
+    """Reward-model scores (tagger `reward`)."""
+
+    model: str | None = None
+    """A transformers sequence-classification reward model folder or Hub id."""
+    max_length: int = Field(4096, ge=16)
+
+
+class CurateConfig(StrictModel):
+    """`[curate]`: which taggers run, and the judge model they ask."""
+
+    taggers: list[str] = Field(
+        default_factory=lambda: ["quality", "difficulty", "category", "language", "near_dup"]
+    )
+    """`magpie-hub plugins` lists the taggers."""
+    judge: EngineConfig = EngineConfig()
+    """The judge's engine and model (`[curate.judge]`); any engine."""
+    judge_max_new_tokens: int = Field(256, ge=16, le=8192)
+    batch_size: int = Field(16, ge=1, le=4096)
+    near_dup: NearDupConfig = NearDupConfig()
+    reward: RewardTagConfig = RewardTagConfig()
+
+
+class FilterRule(StrictModel):
+    """Keep rows where `column op value` holds (ordered labels compare by their order)."""
+
+    column: str
+    op: Literal[
+        "==",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "in",
+        "not_in",
+        "endswith",
+        "not_endswith",
+        "not_null",
+        "first_of_group",
+    ]
+    value: Any = None
+
+    def describe(self) -> str:
+        if self.op in ("not_null", "first_of_group"):
+            return f"{self.column} {self.op}"
+        return f"{self.column} {self.op} {self.value!r}"
+
+
+class FilterConfig(StrictModel):
+    """`[filter]`: a preset and/or rules, then the `top_n` longest responses, shuffled."""
+
+    preset: str | None = None
+    rules: list[FilterRule] = Field(default_factory=list)
+    top_n: int | None = Field(None, ge=1)
+    """Keep the N rows with the longest responses (overrides the preset's)."""
+    shuffle_seed: int | None = None
+    """Shuffle the kept rows with this seed (overrides the preset's)."""
+
+
 class RunConfig(StrictModel):
     """Fields every recipe shares. Recipes subclass this with their own sections."""
 
@@ -116,16 +188,21 @@ class RunConfig(StrictModel):
     """Rows per pipeline batch; also the unit a resumed run keeps or redoes."""
     engine: EngineConfig = EngineConfig()
     card: CardConfig = CardConfig()
+    curate: CurateConfig | None = None
+    """Tagging after generation (`magpie-hub curate`); not part of the build identity."""
+    filter: FilterConfig | None = None
+    """Rules that make the `filtered` view from the curated rows."""
 
     def extra_engines(self) -> dict[str, EngineConfig]:
         """Engines besides `engine` that the recipe runs (e.g. a base model), by name."""
         return {}
 
     def fingerprint(self) -> str:
-        """Hash of everything that shapes the rows (num_rows and the card excluded)."""
+        """Hash of everything that shapes the generated rows (num_rows, card, curate and
+        filter excluded)."""
         data = redacted_dump(self)
-        data.pop("num_rows", None)
-        data.pop("card", None)
+        for key in ("num_rows", "card", "curate", "filter"):
+            data.pop(key, None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -237,3 +314,30 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             return []
         current = field.annotation
     return sorted(getattr(current, "model_fields", {}))
+
+
+class CurationConfig(BaseModel):
+    """The parts of a config file that curation reads; the rest belongs to generation."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    seed: int = Field(42, ge=0, lt=2**31)
+    curate: CurateConfig
+    filter: FilterConfig | None = None
+
+
+def load_curation(path: Path, *, overrides: list[str] | None = None) -> CurationConfig:
+    """Read the `[curate]` and `[filter]` sections of a config (any recipe, or none)."""
+    data = apply_overrides(read_toml(path), overrides or [])
+    if "curate" not in data:
+        raise ConfigError(
+            "has no [curate] section",
+            path=path,
+            hint="Add one: `magpie-hub init --curate` writes a config with [curate] and [filter].",
+        )
+    try:
+        return CurationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigValidationError(
+            path, [_describe(CurationConfig, e) for e in exc.errors()]
+        ) from None

@@ -122,6 +122,22 @@ class BuildFolderError(MagpieHubError):
         super().__init__(f"{path}: {message}", hint=hint)
 
 
+class ImportSourceError(MagpieHubError):
+    """`magpie-hub import` cannot use its source: missing, unreadable, or of the wrong shape."""
+
+    def __init__(
+        self,
+        source: str,
+        message: str,
+        *,
+        columns: Iterable[str] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.source = source
+        self.columns = list(columns) if columns is not None else []  # as found, if read
+        super().__init__(f"{source}: {message}", hint=hint)
+
+
 class EngineError(MagpieHubError):
     """An engine or the server behind it failed or cannot serve what was asked."""
 
@@ -152,3 +168,18 @@ class HubConflictError(HubError):
 
 class ReviewError(MagpieHubError):
     """Argilla cannot be reached, refused the key, or cannot serve a review request."""
+
+
+class CurateIncompleteError(MagpieHubError):
+    """A curate run stopped before every row had every tag (interrupted, or a step failed)."""
+
+    exit_code = 3
+
+    def __init__(self, *, build: Path, missing: dict[str, int], log: Path) -> None:
+        self.build = build
+        self.missing = missing
+        lacking = ", ".join(f"{name}: {n} rows" for name, n in missing.items() if n)
+        super().__init__(
+            f"{build}: curation incomplete, rows still without a tag ({lacking})",
+            hint=f"Committed tags are kept; re-run the same command to continue (log under {log}).",
+        )

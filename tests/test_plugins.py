@@ -40,8 +40,19 @@ def test_plugins_json_lists_each_plugin_with_what_it_registers(cli, with_plugins
         "register_recipes",
         "register_review_specs",
         "register_scorers",
+        "register_taggers",
     ]
     assert example["card_sections"] == ["example-notes"]
+    assert example["taggers"] == ["word_count"]
+    assert listed["taggers"]["taggers"] == [
+        "quality",
+        "difficulty",
+        "category",
+        "safety",
+        "language",
+        "reward",
+        "near_dup",
+    ]
     assert example["scorers"] == ["length"]
     assert example["recipes"] == ["instructions-only"]
     assert example["engines"] == ["echo"]

@@ -19,9 +19,16 @@ def init(
     ),
     recipe: Annotated[str, typer.Option("--recipe", "-r", help="Recipe to configure.")] = "magpie",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    curate: Annotated[
+        bool, typer.Option("--curate", help="Add [curate] and [filter] sections.")
+    ] = False,
 ) -> None:
     """Write a commented starter config that runs as-is on the embedded model."""
     text = get_registry().recipe(recipe).starter_config
+    if curate:
+        from magpie_hub.curate.starter import STARTER
+
+        text = text.rstrip("\n") + "\n" + STARTER
     if path.exists() and not force:
         raise ConfigError("already exists", path=path, hint="Pass --force to overwrite it.")
     path.parent.mkdir(parents=True, exist_ok=True)

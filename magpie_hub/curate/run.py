@@ -1,0 +1,300 @@
+"""The curate stage: tag a finished build's rows, then write the `filtered` view.
+
+plan_curate checks everything before any work (taggers known, judge loadable, filter
+rules on columns that will exist). run_curate runs a distilabel pipeline over the rows
+that still lack a tag (rows -> one step per tagger -> WriteTags), so a re-run after a
+kill computes only what no committed chunk holds, then joins every tagger's stored
+values onto the rows (finalize for whole-build tags such as near-duplicates), rewrites
+the top-level shards with the tag columns, applies the filter and records it all in
+the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from magpie_hub.build import BuildFolder
+from magpie_hub.config import CurateConfig, FilterConfig, redacted_dump
+from magpie_hub.curate.filters import FilterPlan, apply_filter, plan_filter
+from magpie_hub.curate.kit import (
+    ERROR,
+    TODO,
+    TagContext,
+    WriteTags,
+    cache_key,
+    committed_uuids,
+    read_store,
+    store_features,
+)
+from magpie_hub.errors import BuildFolderError, CurateIncompleteError
+from magpie_hub.plugins import get_registry
+from magpie_hub.registry import Tagger, View
+
+Progress = Callable[[int, int], None]
+TEXT_COLUMNS = ("uuid", "instruction", "response", "response_base", "conversation")
+
+
+@dataclass
+class CuratePlan:
+    folder: BuildFolder
+    manifest: dict[str, Any]
+    config: CurateConfig
+    taggers: list[Tagger]
+    ctx: TagContext
+    stores: dict[str, Path]
+    base_columns: list[str]
+    filter: FilterPlan | None
+    judge: dict[str, Any] | None
+
+
+@dataclass
+class CurateResult:
+    build: Path
+    manifest: dict[str, Any]
+    computed: dict[str, int]
+    """Tagger -> rows tagged by this run (0: all came from the store)."""
+    seconds: float
+
+
+def plan_curate(
+    build: Path, config: CurateConfig, filter_config: FilterConfig | None, *, seed: int = 42
+) -> CuratePlan:
+    """Resolve taggers, the judge and the filter; raises before any work."""
+    folder = BuildFolder(build)
+    manifest = folder.complete_manifest()
+    registry = get_registry()
+    taggers = [registry.tagger(name) for name in dict.fromkeys(config.taggers)]
+    shards = folder.shards()
+    if not shards:
+        raise BuildFolderError(build, "the build has no rows to curate")
+    base_columns = _base_columns(manifest, shards[0], registry.taggers.values())
+    if "instruction" not in base_columns:
+        raise BuildFolderError(
+            build, "the rows have no `instruction` column", hint="Curate works on instruction data."
+        )
+    judge_info, ctx = None, TagContext(config, seed, "response_base" in base_columns)
+    if any(t.uses_judge for t in taggers):
+        judge_info, ctx = _with_judge(config, ctx)
+    stores = {t.name: folder.tag_store(t.name, _key(t, config, judge_info)) for t in taggers}
+    columns: dict[str, str | None] = {c: None for c in base_columns}
+    columns.update({c: t.name for t in taggers for c in t.columns})
+    plan = plan_filter(filter_config, columns) if filter_config else None
+    return CuratePlan(
+        folder, manifest, config, taggers, ctx, stores, base_columns, plan, judge_info
+    )
+
+
+def _base_columns(manifest: dict[str, Any], shard: Path, taggers: Any) -> list[str]:
+    """The generated columns: the shard's columns minus any tag column of an earlier run."""
+    import pyarrow.parquet as pq
+
+    tag_columns = {c for t in taggers for c in t.columns}
+    return [c for c in pq.read_schema(shard).names if c not in tag_columns]
+
+
+def _with_judge(config: CurateConfig, ctx: TagContext) -> tuple[dict[str, Any], TagContext]:
+    from dataclasses import replace
+
+    from magpie_hub.templates import resolve
+
+    engine = get_registry().engine(config.judge.name)
+    info = engine.inspect_model(config.judge)
+    fmt = resolve(
+        config.judge.template,
+        info.chat_template,
+        model=info.model_id,
+        template_system=config.judge.template_system,
+    )
+    judge = {
+        "id": info.model_id,
+        "engine": engine.name,
+        "file": info.path.name,
+        "sha256": info.sha256,
+    }
+    make = lambda: engine.make_llm(config.judge, info)  # noqa: E731
+    return judge, replace(ctx, judge_id=info.model_id, judge_format=fmt, make_judge_llm=make)
+
+
+def _key(tagger: Tagger, config: CurateConfig, judge: dict[str, Any] | None) -> str:
+    judge_part = judge["sha256"] if tagger.uses_judge and judge else None
+    options = tagger.options(config) if tagger.options else None
+    return cache_key(tagger.name, judge_part, options)
+
+
+def run_curate(plan: CuratePlan, *, on_progress: Progress | None = None) -> CurateResult:
+    """Tag what is missing, then write the tagged rows, the filtered view and the manifest."""
+    started = time.monotonic()
+    folder = plan.folder
+    rows = [{c: r.get(c) for c in plan.base_columns} for r in folder.rows()]
+    done = {name: committed_uuids(path) for name, path in plan.stores.items()}
+    todo = [
+        {**_text(r), "row_index": i, TODO: [t for t in plan.stores if r["uuid"] not in done[t]]}
+        for i, r in enumerate(rows)
+    ]
+    todo = [r for r in todo if r[TODO]]
+    computed = Counter(t for r in todo for t in r[TODO])
+    if todo:
+        _run_pipeline(plan, todo, on_progress)
+    stored = {name: read_store(path) for name, path in plan.stores.items()}
+    missing = {n: sum(1 for r in rows if r["uuid"] not in s) for n, s in stored.items()}
+    if any(missing.values()):
+        raise CurateIncompleteError(build=folder.root, missing=missing, log=folder.cache)
+    tagged, report = _join(plan, rows, stored)
+    _write(plan, tagged, report, time.monotonic() - started, dict(computed))
+    return CurateResult(
+        folder.root, plan.folder.read_manifest() or {}, dict(computed), time.monotonic() - started
+    )
+
+
+def _text(row: dict[str, Any]) -> dict[str, Any]:
+    return {c: row.get(c) for c in TEXT_COLUMNS}
+
+
+def _run_pipeline(
+    plan: CuratePlan, todo: list[dict[str, Any]], on_progress: Progress | None
+) -> None:
+    from distilabel.pipeline import Pipeline
+    from distilabel.steps import LoadDataFromDicts
+
+    from magpie_hub.generate import _quiet_datasets, _stdout_to_stderr
+
+    os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
+    for path in plan.stores.values():
+        path.mkdir(parents=True, exist_ok=True)
+    size = plan.config.batch_size
+    with Pipeline(name="magpie-hub-curate", cache_dir=plan.folder.cache / "curate") as pipeline:
+        previous: Any = LoadDataFromDicts(name="rows", data=todo, batch_size=size)
+        for tagger in plan.taggers:
+            step = tagger.make_step(plan.ctx)
+            previous >> step
+            previous = step
+        sink = WriteTags(
+            name="write_tags",
+            stores={n: str(p) for n, p in plan.stores.items()},
+            schemas={
+                t.name: json.dumps(store_features(t.stored or t.columns).to_dict())
+                for t in plan.taggers
+            },
+            input_batch_size=size,
+        )
+        previous >> sink
+    _quiet_datasets()
+    total = sum(len(r[TODO]) for r in todo)
+    baseline = {n: len(committed_uuids(p)) for n, p in plan.stores.items()}
+    with _Watch(plan.stores, baseline, total, on_progress), _stdout_to_stderr():
+        pipeline.run(use_cache=False)
+
+
+class _Watch:
+    """Report tags committed so far (the sink runs in another process)."""
+
+    def __init__(
+        self, stores: dict[str, Path], baseline: dict[str, int], total: int, cb: Progress | None
+    ):
+        import threading
+
+        self.stores, self.baseline, self.total, self.cb = stores, baseline, total, cb
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.5):
+            if self.cb:
+                try:
+                    now = sum(
+                        len(committed_uuids(p)) - self.baseline[n] for n, p in self.stores.items()
+                    )
+                except (OSError, ValueError):
+                    continue
+                self.cb(min(now, self.total), self.total)
+
+    def __enter__(self) -> _Watch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def _join(
+    plan: CuratePlan, rows: list[dict[str, Any]], stored: dict[str, dict[str, dict[str, Any]]]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows with every tagger's columns; and per tagger the errors counted by reason."""
+    out = [dict(r) for r in rows]
+    report: dict[str, Any] = {}
+    for tagger in plan.taggers:
+        values = [{"uuid": r["uuid"], **stored[tagger.name][r["uuid"]]} for r in rows]
+        errors = Counter(v[ERROR] for v in values if v.get(ERROR))
+        if tagger.finalize:
+            columns = tagger.finalize(values, plan.ctx)
+        else:
+            columns = [{c: v.get(c) for c in tagger.columns} for v in values]
+        for row, cols in zip(out, columns, strict=True):
+            row.update({c: cols[c] for c in tagger.columns if c in cols})
+        report[tagger.name] = {
+            "columns": [c for c in tagger.columns if any(c in cols for cols in columns)],
+            "errors_by_reason": dict(sorted(errors.items())),
+            "tagged": len(rows) - sum(errors.values()),
+            "plugin": tagger.plugin,
+        }
+    return out, report
+
+
+def _write(
+    plan: CuratePlan,
+    rows: list[dict[str, Any]],
+    report: dict[str, Any],
+    seconds: float,
+    computed: dict[str, int],
+) -> None:
+    import pyarrow as pa
+    from datasets import Features
+
+    folder, manifest = plan.folder, dict(plan.manifest)
+    base = Features.from_arrow_schema(_schema(folder))
+    tag_features = {
+        c: f for t in plan.taggers for c, f in t.columns.items() if c in report[t.name]["columns"]
+    }
+    features = Features({**{c: base[c] for c in plan.base_columns}, **tag_features})
+    rows = [{c: r.get(c) for c in features} for r in rows]
+    folder.write_shards(pa.Table.from_pylist(rows, schema=features.arrow_schema))
+    views: dict[str, Any] = {
+        k: v for k, v in (manifest.get("views") or {}).items() if k != "filtered"
+    }
+    if plan.filter is not None:
+        kept, funnel = apply_filter(rows, plan.filter)
+        views.update(folder.write_views({"filtered": View(kept, features, {})}))
+        manifest["filter"] = {
+            "preset": plan.filter.preset,
+            "rules": [r.model_dump() for r in plan.filter.rules],
+            "top_n": plan.filter.top_n,
+            "shuffle_seed": plan.filter.shuffle_seed,
+            "funnel": funnel,
+        }
+    else:
+        manifest.pop("filter", None)
+    manifest["curate"] = {
+        "taggers": report,
+        "judge": plan.judge,
+        "config": redacted_dump(plan.config),
+        "rows": len(rows),
+        "computed_this_run": computed,
+        "seconds_this_run": round(seconds, 3),
+    }
+    manifest["views"] = views
+    manifest["data_files"] = folder.data_files()
+    folder.write_manifest(manifest)
+
+
+def _schema(folder: BuildFolder) -> Any:
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(folder.shards()[0])

@@ -1,0 +1,86 @@
+"""Build folders for curation tests, written through BuildFolder (no generation needed)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+ROWS = [
+    "How do I sort a list of numbers in Python?",
+    "How do I sort a list of numbers in Python?",  # exact duplicate of row 0
+    "How can I sort a list of numbers in Python?",  # near duplicate of row 0
+    "Write a short poem about the sea at night.",
+    "What is the capital city of France?",
+    "Explain photosynthesis to a ten-year-old child.",
+    "Quelle est la meilleure façon d'apprendre le français rapidement ?",
+    "List three healthy breakfast ideas:",
+]
+
+
+def make_build(root: Path, instructions: list[str] | None = None, **extra: Any) -> Path:
+    """A finished single-turn build of `instructions` (default ROWS) with simple answers."""
+    import pyarrow as pa
+    from datasets import Features, Value
+
+    from magpie_hub.build import BuildFolder
+
+    instructions = instructions if instructions is not None else ROWS
+    features = Features(
+        {
+            "uuid": Value("string"),
+            "instruction": Value("string"),
+            "response": Value("string"),
+            "conversation": [{"role": Value("string"), "content": Value("string")}],
+            "model": Value("string"),
+            **{k: Value("string") for k in extra},
+        }
+    )
+    rows = []
+    for i, text in enumerate(instructions):
+        answer = f"Answer number {i}: " + "details " * (i + 1)
+        rows.append(
+            {
+                "uuid": f"row-{i:04d}",
+                "instruction": text,
+                "response": answer,
+                "conversation": [
+                    {"role": "user", "content": text},
+                    {"role": "assistant", "content": answer},
+                ],
+                "model": "test/model",
+                **{k: v[i] for k, v in extra.items()},
+            }
+        )
+    folder = BuildFolder(root)
+    folder.write_shards(pa.Table.from_pylist(rows, schema=features.arrow_schema))
+    folder.write_manifest(
+        {
+            "recipe": "magpie",
+            "fingerprint": "test",
+            "status": "complete",
+            "model": {"id": "test/model", "engine": "test", "file": "x", "sha256": "0"},
+            "counts": {"requested": len(rows), "generated": len(rows), "dropped": 0},
+            "features": features.to_dict(),
+            "views": {},
+            "data_files": folder.data_files(),
+        }
+    )
+    return root
+
+
+def tree_digest(root: Path) -> str:
+    """A hash of every file under `root` (paths and bytes)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def curate_config(path: Path, taggers: list[str], extra: str = "", judge: str = "") -> Path:
+    listed = ", ".join(f'"{t}"' for t in taggers)
+    path.write_text(
+        f"[curate]\ntaggers = [{listed}]\nbatch_size = 3\n{extra}\n{judge}", encoding="utf-8"
+    )
+    return path
