@@ -136,3 +136,5 @@ def register_review_specs(register: Callable[[ReviewSpec], None]) -> None:
     from magpie_hub.review_settings import single_record, single_settings
 
     register(ReviewSpec(name="magpie", settings=single_settings, record=single_record))
+    # `magpie-hub import` builds: the same columns, so the same single-response review.
+    register(ReviewSpec(name="import", settings=single_settings, record=single_record))

@@ -9,8 +9,10 @@ from typing import Annotated
 import typer
 
 from magpie_hub import __version__
+from magpie_hub.cli import curate as curate_cmd
 from magpie_hub.cli import generate as generate_cmd
 from magpie_hub.cli import hub as hub_cmd
+from magpie_hub.cli import import_cmd
 from magpie_hub.cli import init as init_cmd
 from magpie_hub.cli import plugins as plugins_cmd
 from magpie_hub.cli import publish as publish_cmd
@@ -45,6 +47,8 @@ def make_app() -> typer.Typer:
     generate_cmd.register(app)
     plugins_cmd.register(app)
     templates_cmd.register(app)
+    curate_cmd.register(app)
+    import_cmd.register(app)
     hub_cmd.register(app)
     review_cmd.register(app)
     publish_cmd.register(app)
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
             err.print(f"[bold]Hint:[/] {exc.hint}", highlight=False)
         if not debug:
             err.print(f"[dim](set {DEBUG_ENV}=1 for a traceback)[/]")
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_code", 1))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
