@@ -1,4 +1,4 @@
-"""`publish`: generate (resuming) -> card -> push (one commit, then the tag) -> review push.
+"""`publish`: generate (resuming) -> curate -> card -> push (one commit, then the tag) -> review.
 
 Each stage records a content hash of what it consumed in BUILD/.magpie/publish.json and is
 skipped when that hash is unchanged (and, for the push, the Hub still has the tag), so a
@@ -9,6 +9,7 @@ nothing. Views (sft, dpo, reviewed) are part of the build and travel as configs.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,7 +109,14 @@ def publish(
         else:
             result.stages.append(Stage("generate", False, "up to date"))
 
-    # 2. card (and the release tree it belongs to)
+    # 2. curate (when the config has [curate]): tags, then the filtered view
+    if config.curate is not None:
+        note("curate")
+        result.stages.append(_curate_stage(config, folder, state, dry_run, save))
+        if result.stages[-1].detail == "incomplete":
+            return result
+
+    # 3. card (and the release tree it belongs to)
     note("card")
     data = [build / f for f in folder.data_files()]
     inputs = tree_hash([*data, folder.manifest_path] if data else [], build, repo, tag)
@@ -122,7 +130,7 @@ def publish(
         save()
         result.stages.append(Stage("card", True, "README.md rendered"))
 
-    # 3. push (one commit, then the tag), or the local tree
+    # 4. push (one commit, then the tag), or the local tree
     note("push")
     if local is not None:
         if not dry_run:
@@ -145,7 +153,7 @@ def publish(
             what = "new commit" if pushed_now.committed else "no change"
             result.stages.append(Stage("push", True, f"{what}, tag {tag}", url))
 
-    # 4. review push (optional)
+    # 5. review push (optional)
     if review_dataset:
         note("review")
         rows = tree_hash(folder.shards(), build, review_dataset)
@@ -161,6 +169,43 @@ def publish(
             detail = f"{reviewed.added} records added to {review_dataset}"
             result.stages.append(Stage("review", True, detail, reviewed.url))
     return result
+
+
+def _curate_stage(
+    config: RunConfig,
+    folder: BuildFolder,
+    state: dict[str, Any],
+    dry_run: bool,
+    save: Callable[[], None],
+) -> Stage:
+    """Curate unless this generation was already curated with these settings."""
+    from magpie_hub.config import redacted_dump
+    from magpie_hub.curate.run import plan_curate, run_curate
+    from magpie_hub.errors import CurateIncompleteError
+
+    manifest = folder.read_manifest() or {}
+    settings = {
+        "curate": redacted_dump(config.curate) if config.curate else None,
+        "filter": redacted_dump(config.filter) if config.filter else None,
+        "generated": [manifest.get("fingerprint"), manifest.get("counts")],
+        "version": __version__,
+    }
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    fresh = state.get("curate") == key and "curate" in manifest
+    if dry_run or fresh:
+        return Stage("curate", not fresh, _plan(fresh, dry_run))
+    assert config.curate is not None
+    try:
+        curated = run_curate(
+            plan_curate(folder.root, config.curate, config.filter, seed=config.seed)
+        )
+    except CurateIncompleteError:
+        return Stage("curate", True, "incomplete")
+    state["curate"] = key
+    save()
+    funnel = (curated.manifest.get("filter") or {}).get("funnel")
+    kept = f", {funnel[-1]['rows_after']} rows kept by the filter" if funnel else ""
+    return Stage("curate", True, f"{len(curated.manifest['curate']['taggers'])} taggers{kept}")
 
 
 def _plan(fresh: bool, dry_run: bool) -> str:

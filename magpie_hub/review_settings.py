@@ -34,6 +34,47 @@ def _vectors(rows: list[dict[str, Any]]) -> list[Any]:
     return [rg.VectorField(name="embedding", dimensions=len(first))] if first else []
 
 
+TAG_TERMS = ("input_quality", "difficulty", "task_category", "language", "safety")
+TAG_NUMBERS = {"instruct_reward": float, "min_neighbor_distance": float, "repeat_count": int}
+"""Curation tags (`magpie-hub curate`) sent as metadata, filterable in Argilla's UI."""
+QUALITY_RATING = {"very poor": 1, "poor": 2, "average": 3, "good": 4, "excellent": 5}
+
+
+def _tag_properties(rows: list[dict[str, Any]]) -> list[Any]:
+    """Metadata properties for the tag columns the rows have."""
+    import argilla as rg
+
+    present = set(rows[0]) if rows else set()
+    props: list[Any] = [rg.TermsMetadataProperty(name=n) for n in TAG_TERMS if n in present]
+    for name, kind in TAG_NUMBERS.items():
+        if name in present:
+            cls = rg.FloatMetadataProperty if kind is float else rg.IntegerMetadataProperty
+            props.append(cls(name=name))
+    return props
+
+
+def _tag_metadata(row: dict[str, Any]) -> dict[str, Any]:
+    meta: dict[str, Any] = {n: row[n] for n in TAG_TERMS if row.get(n) is not None}
+    for name, kind in TAG_NUMBERS.items():
+        value = row.get(name)
+        if value is not None and math.isfinite(float(value)):
+            meta[name] = kind(value)
+    return meta
+
+
+def _tag_suggestions(row: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """The judge's quality and category, pre-filled for reviewers to confirm or change."""
+    out = []
+    if row.get("input_quality") in QUALITY_RATING:
+        agent = row.get("quality_generator") or "judge"
+        out.append(("quality", QUALITY_RATING[row["input_quality"]], agent))
+    if row.get("task_category") in CATEGORIES:
+        out.append(
+            ("category", row["task_category"], row.get("task_category_generator") or "judge")
+        )
+    return out
+
+
 def _settings(fields: list[Any], pair: bool, rows: list[dict[str, Any]]) -> Any:
     import argilla as rg
 
@@ -53,6 +94,7 @@ def _settings(fields: list[Any], pair: bool, rows: list[dict[str, Any]]) -> Any:
             rg.IntegerMetadataProperty(name="response_length"),
             rg.IntegerMetadataProperty(name="num_turns"),
             *(rg.FloatMetadataProperty(name=name) for name in scores),
+            *_tag_properties(rows),
         ],
         vectors=_vectors(rows),
     )
@@ -88,7 +130,7 @@ def _metadata(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
         value = row.get(name)
         if isinstance(value, float) and math.isfinite(value):
             meta[name] = value
-    return meta
+    return {**meta, **_tag_metadata(row)}
 
 
 def single_record(row: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +139,7 @@ def single_record(row: dict[str, Any]) -> dict[str, Any]:
         "fields": {"conversation": row["conversation"]},
         "metadata": _metadata(row, ()),
         "vectors": {"embedding": row["embedding"]} if row.get("embedding") else {},
-        "suggestions": [],
+        "suggestions": _tag_suggestions(row),
     }
 
 
@@ -116,5 +158,5 @@ def pair_record(row: dict[str, Any]) -> dict[str, Any]:
         },
         "metadata": _metadata(row, ("score", "score_base", "score_difference")),
         "vectors": {"embedding": row["embedding"]} if row.get("embedding") else {},
-        "suggestions": suggestions,
+        "suggestions": [*suggestions, *_tag_suggestions(row)],
     }

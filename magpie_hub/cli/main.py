@@ -7,6 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from magpie_hub import __version__
 from magpie_hub.cli import curate as curate_cmd
@@ -84,9 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     except MagpieHubError as exc:
         if debug:
             raise
-        err.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        # Messages name config sections such as [curate]: never read them as markup.
+        err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
         if exc.hint:
-            err.print(f"[bold]Hint:[/] {exc.hint}", highlight=False)
+            err.print(f"[bold]Hint:[/] {escape(exc.hint)}", highlight=False)
         if not debug:
             err.print(f"[dim](set {DEBUG_ENV}=1 for a traceback)[/]")
         sys.exit(getattr(exc, "exit_code", 1))
