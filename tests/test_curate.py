@@ -162,7 +162,7 @@ def test_kill_9_mid_curate_then_rerun_equals_an_uninterrupted_run(embedded_model
     config = curate_config(
         tmp_path / "c.toml",
         ["quality", "difficulty", "category"],
-        extra="judge_max_new_tokens = 96\n",
+        extra="judge_max_new_tokens = 160\n",
         judge=EMBEDDED_JUDGE,
     )
     config.write_text(config.read_text().replace("batch_size = 3", "batch_size = 1"))

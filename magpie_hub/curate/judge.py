@@ -46,7 +46,7 @@ class JudgeTask:
         for column, key in self.columns.items():
             value = _in_vocabulary(data.get(key), self.schema["properties"][key])
             if value is _BAD:
-                return {**empty, ERROR: f"bad_{key}"}
+                return {**empty, ERROR: "truncated" if finish == "length" else f"bad_{key}"}
             out[column] = value
         return {**out, ERROR: None}
 
@@ -107,8 +107,8 @@ DIFFICULTY_TASK = JudgeTask(
     ),
     schema=_object(
         {
-            "intent": _string(300),
-            "knowledge": _string(300),
+            "intent": _string(160),
+            "knowledge": _string(160),
             "difficulty": {"type": "string", "enum": DIFFICULTY},
         }
     ),
@@ -133,7 +133,7 @@ QUALITY_TASK = JudgeTask(
         '    "input_quality": "very poor/poor/average/good/excellent"\n}}\n```\n'
     ),
     schema=_object(
-        {"explanation": _string(400), "input_quality": {"type": "string", "enum": QUALITY}}
+        {"explanation": _string(240), "input_quality": {"type": "string", "enum": QUALITY}}
     ),
     columns={"input_quality": "input_quality", "quality_explanation": "explanation"},
 )
