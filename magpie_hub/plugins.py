@@ -29,6 +29,7 @@ DEFAULT_PLUGINS = (
     "magpie_hub_plugins.scorers",
     "magpie_hub_plugins.card_magpie",
     "magpie_hub_plugins.taggers",
+    "magpie_hub_plugins.card_curation",
 )
 
 

@@ -56,17 +56,31 @@ def make_build(root: Path, instructions: list[str] | None = None, **extra: Any) 
     folder.write_shards(pa.Table.from_pylist(rows, schema=features.arrow_schema))
     folder.write_manifest(
         {
-            "recipe": "magpie",
-            "fingerprint": "test",
-            "status": "complete",
-            "model": {"id": "test/model", "engine": "test", "file": "x", "sha256": "0"},
-            "counts": {"requested": len(rows), "generated": len(rows), "dropped": 0},
+            **generated_manifest(len(rows)),
             "features": features.to_dict(),
             "views": {},
             "data_files": folder.data_files(),
         }
     )
     return root
+
+
+def generated_manifest(rows: int) -> dict[str, Any]:
+    """What `magpie-hub generate` puts in a manifest besides data, views and curation."""
+    from magpie_hub.config import redacted_dump
+    from magpie_hub.plugins import get_registry
+
+    return {
+        "recipe": "magpie",
+        "fingerprint": "test",
+        "status": "complete",
+        "config": redacted_dump(get_registry().recipe("magpie").config_model()),
+        "versions": {},
+        "model": {"id": "test/model", "engine": "test", "file": "x", "sha256": "0"},
+        "pre_query_template": "<|user|>",
+        "seed": 42,
+        "counts": {"requested": rows, "generated": rows, "dropped": 0, "dropped_by_reason": {}},
+    }
 
 
 def tree_digest(root: Path) -> str:

@@ -1,0 +1,286 @@
+"""Card sections for curated builds (`magpie-hub curate`): tags, filter funnel, diversity.
+
+Taggers, judge and funnel come from manifest.json; every distribution is counted from the
+`default` config's Parquet in the release tree. A build without `curate` in its manifest
+gets none of these sections, so its card is unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from magpie_hub.card import CardContext
+from magpie_hub.curate.labels import CATEGORIES, DIFFICULTY, QUALITY, SAFETY
+from magpie_hub.hookspecs import hookimpl
+from magpie_hub.registry import CardSection
+
+CATEGORY_PLOT = "images/task-categories.png"
+REWARD_PLOT = "images/instruct-reward.png"
+REWARD_COLUMNS = ("instruct_reward", "base_reward", "reward_difference")
+NEAR_DUP = ("min_similar_uuid", "repeat_count")
+VOCABULARIES = {
+    "input_quality": QUALITY,
+    "difficulty": DIFFICULTY,
+    "task_category": CATEGORIES,
+    "safety": SAFETY,
+}
+UNTAGGED = "(untagged)"
+TOP = 20
+
+
+def _set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# The verb-object heuristic (no model): an instruction that starts with one of VERBS, or
+# with a LEADS phrase ("how do I", "can you") and then any word, has that word as its verb;
+# its object is the first later word that is not in SKIP (determiners, pronouns,
+# prepositions, small numbers, "please", common adjectives such as "short").
+VERBS = _set(
+    "write explain create list describe give generate summarize summarise translate find "
+    "calculate compare suggest provide design help tell make analyze analyse rewrite name "
+    "identify classify convert edit outline draft compose develop define show solve plan "
+    "recommend implement build evaluate imagine brainstorm paraphrase correct improve "
+    "determine estimate predict prove simplify sort fix debug check review discuss propose "
+    "construct come"
+)
+LEADS = tuple(
+    tuple(p.split())
+    for p in (
+        "how do i", "how can i", "how should i", "how do you", "how to", "can you", "could you",
+        "would you", "will you", "can i", "i want you to", "i need you to", "i need to",
+        "i want to", "please",
+    )
+)  # fmt: skip
+SKIP = _set(
+    "a an the this that these those some any all each every another such what which my your "
+    "his her its our their me you him us them it i we they one two three four five six seven "
+    "eight nine ten few several more most of to for in on at about with from by into onto "
+    "up out down over under between through as like please briefly quickly short brief long "
+    "simple detailed good best new creative quick small comprehensive basic funny healthy"
+)
+
+
+def words(text: str | None) -> list[str]:
+    """Lowercased words of `text`, punctuation stripped (inner apostrophes kept)."""
+    return re.findall(r"[^\W_]+(?:'[^\W_]+)*", (text or "").lower())
+
+
+def verb_object(text: str | None) -> tuple[str, str] | None:
+    """(verb, object) of an imperative or "how do I/can you" instruction, else None."""
+    ws = words(text)
+    lead = next((p for p in LEADS if tuple(ws[: len(p)]) == p), None)
+    if lead is not None:
+        ws = ws[len(lead) :]
+        while ws and ws[0] == "please":
+            ws = ws[1:]
+    elif not ws or ws[0] not in VERBS:
+        return None
+    if not ws:
+        return None
+    obj = next((w for w in ws[1:] if w not in SKIP and not w.isdigit()), None)
+    return (ws[0], obj) if obj else None
+
+
+def _pct(n: int, total: int) -> str:
+    return f"{n / total:.1%}" if total else "0.0%"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    cell = lambda c: str(c).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(cell, line)) + " |" for line in [header, *rows]]
+    return "\n".join([lines[0], "|---" * len(header) + "|", *lines[1:]])
+
+
+def _columns(ctx: CardContext, wanted: list[str]) -> dict[str, list[Any]]:
+    """The `wanted` columns the default config has, read from its Parquet files."""
+    stats = ctx.stats.get("default")
+    if stats is None or not stats.data_files:
+        return {}
+    have = set(pq.read_schema(ctx.tree / stats.data_files[0]).names)
+    cols = [c for c in wanted if c in have]
+    tables = [pq.read_table(ctx.tree / f, columns=cols) for f in stats.data_files]
+    return {c: [v for t in tables for v in t.column(c).to_pylist()] for c in cols}
+
+
+def _count_table(column: str, values: list[Any], labels: list[str] | None, top: int = 0) -> str:
+    """Rows per label (in vocabulary order, or by count), untagged rows last, with shares."""
+    counts = Counter(UNTAGGED if v is None else v for v in values)
+    untagged = counts.pop(UNTAGGED, 0)
+    if labels is None:
+        order = sorted(counts, key=lambda k: (-counts[k], k))[: top or None]
+    else:
+        order = [*labels, *sorted(set(counts) - set(labels))]
+    rows = [[k, counts[k], _pct(counts[k], len(values))] for k in order]
+    if untagged:
+        rows.append([UNTAGGED, untagged, _pct(untagged, len(values))])
+    return _table([column, "rows", "share"], rows)
+
+
+def _plot(ctx: CardContext, path: str, title: str, xlabel: str, draw: Callable[[Any], Any]) -> str:
+    """Draw one chart into the release tree; returns its Markdown image link."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    draw(ax)
+    ax.set(title=title, xlabel=xlabel)
+    fig.tight_layout()
+    (ctx.tree / "images").mkdir(exist_ok=True)
+    # No software or date metadata: the same data gives the same bytes (no empty commits).
+    fig.savefig(ctx.tree / path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return f"![{title}]({path})"
+
+
+def _judge_note(curate: dict[str, Any]) -> str:
+    judge = curate.get("judge")
+    if not judge:
+        return "No judge model ran: the tags above were computed without one."
+    from magpie_hub.plugins import get_registry
+
+    known = get_registry().taggers
+    judged = [t for t in curate["taggers"] if t in known and known[t].uses_judge]
+    note = (
+        f"The judge tags ({', '.join(judged) or 'none'}) come from the model `{judge['id']}` "
+        f"(engine `{judge.get('engine')}`, file `{judge.get('file')}`, sha256 "
+        f"`{str(judge.get('sha256'))[:16]}`): they are that model's opinion, not a human's."
+    )
+    if "SmolLM2-135M" in str(judge["id"]):
+        note += (
+            " It is the embedded SmolLM2-135M, a very small and weak judge: treat its labels "
+            "as rough guesses and check a sample before filtering on them."
+        )
+    return note
+
+
+def curation(ctx: CardContext) -> str | None:
+    curate = ctx.manifest.get("curate")
+    if not curate:
+        return None
+    rows = []
+    for name, t in curate.get("taggers", {}).items():
+        errors = ", ".join(f"{k}: {n}" for k, n in t.get("errors_by_reason", {}).items())
+        rows.append([name, ", ".join(t["columns"]), t["tagged"], errors or "-"])
+    header = ["tagger", "columns", "rows tagged", "errors by reason"]
+    parts = [_table(header, rows), _judge_note(curate)]
+    wanted = ["uuid", *VOCABULARIES, "language", *REWARD_COLUMNS, "reward_model", *NEAR_DUP]
+    cols = _columns(ctx, wanted)
+    for column, labels in VOCABULARIES.items():
+        if column in cols:
+            parts.append(f"Rows per `{column}`:\n\n" + _count_table(column, cols[column], labels))
+        if column in cols and column == "task_category":
+            parts.append(_category_plot(ctx, cols[column]))
+    if "language" in cols:
+        langs = {v for v in cols["language"] if v is not None}
+        head = f"Rows per `language` (top 10 of {len(langs)}):\n\n"
+        parts.append(head + _count_table("language", cols["language"], None, top=10))
+    parts += [p for p in (_rewards(ctx, cols), _near_dups(ctx, cols)) if p]
+    return "\n\n".join(parts)
+
+
+def _category_plot(ctx: CardContext, values: list[Any]) -> str:
+    counts = Counter(v for v in values if v is not None)
+    labels = [*CATEGORIES, *sorted(set(counts) - set(CATEGORIES))]
+    bars = lambda ax: (ax.barh(labels, [counts[k] for k in labels]), ax.invert_yaxis())  # noqa: E731
+    return _plot(ctx, CATEGORY_PLOT, "Task categories, config default", "rows", bars)
+
+
+def _rewards(ctx: CardContext, cols: dict[str, list[Any]]) -> str | None:
+    present = {c: [float(v) for v in cols[c] if v is not None] for c in REWARD_COLUMNS if c in cols}
+    present = {c: v for c, v in present.items() if v}
+    if not present:
+        return None
+    models = sorted({m for m in cols.get("reward_model", []) if m})
+    rows = [
+        [c, len(v), *(f"{x:.3f}" for x in (statistics.fmean(v), min(v), max(v)))]
+        for c, v in present.items()
+    ]
+    lines = [f"Rewards (model {', '.join(f'`{m}`' for m in models) or 'unknown'}):", ""]
+    lines.append(_table(["reward column", "rows", "mean", "min", "max"], rows))
+    if rewards := present.get("instruct_reward"):
+        title = "Reward of the responses, config default"
+        hist = lambda ax: (ax.hist(rewards, bins=30), ax.set_ylabel("rows"))  # noqa: E731
+        lines += ["", _plot(ctx, REWARD_PLOT, title, "instruct_reward", hist)]
+    return "\n".join(lines)
+
+
+def _near_dups(ctx: CardContext, cols: dict[str, list[Any]]) -> str | None:
+    if not all(c in cols for c in (*NEAR_DUP, "uuid")):
+        return None
+    total, pairs = len(cols["uuid"]), zip(cols["uuid"], cols["min_similar_uuid"], strict=True)
+    later = sum(1 for u, s in pairs if s is not None and s != u)
+    grouped = sum(1 for n in cols["repeat_count"] if n)
+    near_dup = (ctx.manifest["curate"].get("config") or {}).get("near_dup") or {}
+    below = (
+        f" (embedding distance below {near_dup['threshold']})" if near_dup.get("threshold") else ""
+    )
+    rows = [
+        ["later copies, removed by first_of_group", later, _pct(later, total)],
+        ["in a duplicate group (repeat_count > 0)", grouped, _pct(grouped, total)],
+    ]
+    return f"Near-duplicates{below}:\n\n" + _table(["near-duplicates", "rows", "share"], rows)
+
+
+def filter_funnel(ctx: CardContext) -> str | None:
+    flt = ctx.manifest.get("filter")
+    if not ctx.manifest.get("curate") or not flt:
+        return None
+    kept = ctx.stats["filtered"].rows if "filtered" in ctx.stats else 0
+    preset = f"preset `{flt['preset']}`" if flt.get("preset") else "no preset"
+    extra = [f"{k} {flt[k]}" for k in ("top_n", "shuffle_seed") if flt.get(k) is not None]
+    steps = [[s["step"], s["rows_after"], s["removed"]] for s in flt["funnel"]]
+    return (
+        f"Config `filtered` holds {kept} rows: the curated rows after the filter "
+        f"({', '.join([preset, *extra])}), step by step:\n\n"
+        + _table(["step", "rows after", "removed"], steps)
+    )
+
+
+def diversity(ctx: CardContext) -> str | None:
+    if not ctx.manifest.get("curate"):
+        return None
+    texts = _columns(ctx, ["instruction"]).get("instruction")
+    if not texts:
+        return None
+    leads = [ws[0] for ws in map(words, texts) if ws]
+    pairs = Counter(p for p in map(verb_object, texts) if p)
+    matched = sum(pairs.values())
+    top_pairs = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]
+    return "\n".join(
+        [
+            f"{len(set(leads))} distinct leading words in {len(texts)} instructions (lowercased, "
+            "punctuation stripped). The most common:",
+            "",
+            _count_table("leading word", leads, None, top=TOP),
+            "",
+            f"Verb-object pairs of {matched} instructions ({_pct(matched, len(texts))}), found "
+            "without a model: the first word if it is a common instruction verb (write, "
+            'explain, list, ...), or the word after "how do I", "can you" and similar; the '
+            "object is the next word that is not a determiner, pronoun, preposition, small "
+            "number or common adjective.",
+            "",
+            _table(["verb", "object", "rows"], [[v, o, n] for (v, o), n in top_pairs]),
+        ]
+    )
+
+
+SECTIONS = (
+    ("curation", "Curation", curation, 20),
+    ("filter-funnel", "Filter funnel", filter_funnel, 21),
+    ("instruction-diversity", "Instruction diversity", diversity, 22),
+)
+
+
+@hookimpl
+def register_card_sections(register: Callable[[CardSection], None]) -> None:
+    for name, title, render, order in SECTIONS:
+        register(CardSection(name=name, title=title, render=render, order=order))
