@@ -100,6 +100,14 @@ class ModelNotFoundError(MagpieHubError):
         )
 
 
+class ModelFileError(MagpieHubError):
+    """A model file exists but cannot be read (damaged, truncated, or another format)."""
+
+    def __init__(self, model: str, message: str, *, hint: str | None = None) -> None:
+        self.model = model
+        super().__init__(f"{model}: {message}", hint=hint)
+
+
 class ChatTemplateError(MagpieHubError):
     """A model has no usable chat template, or the template cannot be used for Magpie."""
 

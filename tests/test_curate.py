@@ -103,6 +103,7 @@ def test_a_tag_with_no_duplicates_loses_nothing(cli, tmp_path: Path) -> None:
         ("missing_tag", "no column 'input_quality' in this build"),
         ("unknown_label", "'great' is not a label of 'input_quality'"),
         ("judge_missing", "model not found: /nowhere/judge.gguf"),
+        ("judge_random_bytes", "not a readable GGUF file"),
         ("not_generated", "not a build folder (no manifest.json)"),
         ("running", "the build is running, not complete"),
         ("no_section", "has no [curate] section"),
@@ -126,6 +127,10 @@ def test_bad_input_gives_one_clear_message_and_leaves_the_build(cli, tmp_path, s
     elif setup == "judge_missing":
         taggers = ["quality"]
         judge = '[curate.judge]\nname = "llamacpp"\nmodel = "/nowhere/judge.gguf"\n'
+    elif setup == "judge_random_bytes":
+        taggers = ["quality"]
+        (tmp_path / "judge.gguf").write_bytes(os.urandom(4096))
+        judge = f'[curate.judge]\nname = "llamacpp"\nmodel = "{tmp_path / "judge.gguf"}"\n'
     elif setup == "not_generated":
         (build / "manifest.json").unlink()
     elif setup == "running":

@@ -49,7 +49,9 @@ class Embedder:
 
     def __init__(self, path: Path, max_length: int = 256) -> None:
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging
 
+        logging.disable_progress_bar()  # "Loading weights" bars would fill the curate output
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).eval()
         self.max_length = max_length

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from magpie_hub.chat_template import ChatTemplate
 from magpie_hub.engines.base import ModelInfo, file_sha256
-from magpie_hub.errors import ConfigError, ModelNotFoundError
+from magpie_hub.errors import ConfigError, ModelFileError, ModelNotFoundError
 
 if TYPE_CHECKING:
     from magpie_hub.config import EngineConfig
@@ -74,7 +74,15 @@ def read_gguf_metadata(path: Path) -> dict[str, Any]:
 
 
 def inspect_gguf(path: Path, model_id: str | None, chat_template: str | None) -> ModelInfo:
-    meta = read_gguf_metadata(path)
+    try:
+        meta = read_gguf_metadata(path)
+    except (ValueError, IndexError, KeyError, OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ModelFileError(
+            str(path),
+            f"not a readable GGUF file ({type(exc).__name__}: {exc})",
+            hint="Check that the download is complete (compare its sha256 with the source), "
+            "or give another .gguf file.",
+        ) from exc
     source = chat_template or meta.get("tokenizer.chat_template")
     template = (
         ChatTemplate(source, meta.get("bos_token", ""), meta.get("eos_token", ""))
