@@ -75,6 +75,10 @@ class EngineConfig(StrictModel):
     tokenizer: str | None = None
     """Where a remote model's chat template comes from: a .gguf, a tokenizer folder or a
     tokenizer_config.json (openai engine)."""
+    json_mode: Literal["response_format", "json_schema", "grammar", "none"] = "response_format"
+    """How the openai engine asks for schema-forced JSON (judges): `response_format` (vLLM's
+    and OpenAI-style servers), `json_schema` (llama.cpp's server), `grammar` (GBNF made
+    locally, for llama-cpp-python's server) or `none` (parse leniently)."""
 
 
 class ScorerConfig(StrictModel):
@@ -203,6 +207,7 @@ class RunConfig(StrictModel):
         data = redacted_dump(self)
         for key in ("num_rows", "card", "curate", "filter"):
             data.pop(key, None)
+        data["engine"].pop("json_mode", None)  # judges only; generation never forces JSON
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

