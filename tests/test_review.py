@@ -230,3 +230,31 @@ def test_a_plugin_recipe_reviews_with_its_own_settings(argilla, with_plugins, tm
         "Question 1?",
         "Question 2?",
     ]
+
+
+def test_curation_tags_become_metadata_and_suggestions(argilla, tmp_path) -> None:
+    """A curated build: tags are filterable metadata; the judge's quality and category are
+    pre-filled as suggestions, credited to the judge model."""
+    from curate_helpers import make_build as make_curated
+
+    build = make_curated(
+        tmp_path / "b",
+        ["What is 2 + 2?", "Write a haiku about rain."],
+        input_quality=["good", "very poor"],
+        task_category=["Math", "Creative writing"],
+        quality_generator=["judge/m", "judge/m"],
+        task_category_generator=["judge/m", "judge/m"],
+        language=["EN", "EN"],
+    )
+    dataset = name()
+    review_push(build, dataset, workspace="w7", create_workspace=True)
+    ds = argilla.datasets(dataset, workspace="w7")
+    assert {"input_quality", "task_category", "language"} <= {m.name for m in ds.settings.metadata}
+    records = {r.fields["conversation"][0]["content"]: r for r in ds.records(with_suggestions=True)}
+    math = records["What is 2 + 2?"]
+    assert math.metadata["input_quality"] == "good" and math.metadata["task_category"] == "Math"
+    suggested = {s.question_name: (s.value, s.agent) for s in math.suggestions}
+    assert suggested["quality"] == (4, "judge/m")
+    assert suggested["category"] == ("Math", "judge/m")
+    poem = {s.question_name: s.value for s in records["Write a haiku about rain."].suggestions}
+    assert poem["quality"] == 1
