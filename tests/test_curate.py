@@ -256,3 +256,48 @@ def test_publish_curates_and_pushes_default_and_filtered(cli, hub, tiny_model, t
         "push": False,
     }
     shutil.rmtree(tmp_path / "build")
+
+
+@pytest.mark.slow
+@pytest.mark.embedded
+def test_init_curate_config_runs_as_is_on_generated_and_imported_builds(
+    cli, embedded_model, tmp_path
+) -> None:
+    config = tmp_path / "m.toml"
+    assert cli("init", str(config), "--curate").exit_code == 0
+    generated = tmp_path / "generated"
+    made = cli("generate", str(config), "--out", str(generated), "-n", "2", "--json")
+    assert made.exit_code == 0, made.stderr
+
+    source = tmp_path / "data.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"instruction": t, "response": "An answer."}) + "\n"
+            for t in (*ROWS[:3], "Name three rivers:")
+        )
+    )
+    imported = tmp_path / "imported"
+    assert cli("import", str(source), "--out", str(imported)).exit_code == 0
+
+    for build in (generated, imported):
+        result = cli("curate", str(config), "--out", str(build), "--json")
+        assert result.exit_code == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert set(summary["taggers"]) == {
+            "quality",
+            "difficulty",
+            "category",
+            "language",
+            "near_dup",
+        }
+        assert summary["judge"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        rows = rows_of(build)
+        kept = rows_of(build, "filtered")
+        expect = [
+            r["uuid"]
+            for r in rows
+            if r["min_similar_uuid"] == r["uuid"] and not r["instruction"].rstrip().endswith(":")
+        ]
+        assert [r["uuid"] for r in kept] == expect
+    # rows 0-2 are one duplicate group (one survives), row 3 ends with ':'
+    assert [r["instruction"] for r in rows_of(imported, "filtered")] == [ROWS[0]]
