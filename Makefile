@@ -1,5 +1,5 @@
 # The two commands of the README. Both create or update .venv first.
-.PHONY: demo test lint
+.PHONY: demo test lint check
 
 demo:  ## install, then generate a 20-row Magpie dataset with the embedded model into demo-build/
 	bash scripts/install.sh
@@ -15,3 +15,7 @@ lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+
+check:  ## the fast loop: lint, type-check and the tests not marked slow (no reinstall, no servers)
+	$(MAKE) lint
+	.venv/bin/python -m pytest -q -m "not slow and not argilla and not hub_live"
