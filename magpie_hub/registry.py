@@ -147,9 +147,9 @@ class Tagger:
     the rows it is asked to tag (see `curate.kit.TagStep`)."""
     stored: dict[str, Any] | None = None
     """Columns the step computes per row and the tag store caches; default `columns`."""
-    finalize: Callable[[list[dict[str, Any]], Any], list[dict[str, Any]]] | None = None
-    """(every row's stored values in build order, context) -> each row's `columns`: for tags
-    that need the whole build at once (near-duplicates)."""
+    finalize: Callable[[Any, Any], list[dict[str, Any]]] | None = None
+    """(every row's stored values in build order as a pyarrow Table, context) -> each
+    row's `columns`: for tags that need the whole build at once (near-duplicates)."""
     uses_judge: bool = False
     """Asks the `[curate.judge]` model (its identity is then part of the cache key)."""
     options: Callable[[Any], Any] | None = None

@@ -50,10 +50,11 @@ def judge_tagger(name: str, columns: dict[str, Any], generator: str, description
     )
 
 
-def _with_judge(generator: str) -> Callable[[list[dict[str, Any]], TagContext], list[dict]]:
+def _with_judge(generator: str) -> Callable[[Any, TagContext], list[dict]]:
     """Adds `<tag>_generator` (the judge's model id) to rows that got the tag."""
 
-    def finalize(rows: list[dict[str, Any]], ctx: TagContext) -> list[dict[str, Any]]:
+    def finalize(table: Any, ctx: TagContext) -> list[dict[str, Any]]:
+        rows = table.drop_columns(["uuid"]).to_pylist()
         return [
             {
                 **{k: v for k, v in r.items() if k != ERROR},
@@ -148,8 +149,9 @@ def make_reward(ctx: TagContext) -> RewardTags:
     )
 
 
-def reward_finalize(rows: list[dict[str, Any]], ctx: TagContext) -> list[dict[str, Any]]:
+def reward_finalize(table: Any, ctx: TagContext) -> list[dict[str, Any]]:
     model = ctx.config.reward.model
+    rows = table.to_pylist()
     keep = (
         ("instruct_reward", "base_reward", "reward_difference")
         if ctx.has_base
@@ -173,21 +175,24 @@ class EmbedTags(TagStep):
         return [{"embedding": v.tolist(), ERROR: None} for v in vectors]
 
 
-def near_dup_finalize(rows: list[dict[str, Any]], ctx: TagContext) -> list[dict[str, Any]]:
+def near_dup_finalize(table: Any, ctx: TagContext) -> list[dict[str, Any]]:
     import numpy as np
 
     cfg = ctx.config.near_dup
-    vectors = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
+    embeddings = table.column("embedding").combine_chunks()
+    flat = embeddings.flatten().to_numpy(zero_copy_only=False)  # no Python float per value
+    vectors = flat.astype(np.float32, copy=False).reshape(len(table), -1)
     found = neighbours(vectors, cfg.threshold, ivf_above=cfg.ivf_above, nprobe=cfg.nprobe)
+    uuids = table.column("uuid").to_pylist()
     return [
         {
             "min_neighbor_distance": None
             if np.isnan(found.min_distance[i])
             else float(found.min_distance[i]),
             "repeat_count": int(found.repeat_count[i]),
-            "min_similar_uuid": rows[int(found.group_root[i])]["uuid"],
+            "min_similar_uuid": uuids[int(found.group_root[i])],
         }
-        for i in range(len(rows))
+        for i in range(len(uuids))
     ]
 
 

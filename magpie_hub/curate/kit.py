@@ -157,15 +157,24 @@ def commit_chunk(folder: Path, schema_json: str, rows: list[dict[str, Any]], tag
     atomic_write(folder / f"{stem}.json", lambda p: p.write_text(marker))
 
 
-def read_store(folder: Path) -> dict[str, dict[str, Any]]:
-    """uuid -> stored values, from the committed chunks only (the first commit wins)."""
+def read_store(folder: Path, uuids: list[str]) -> Any:
+    """The stored values of `uuids`, in that order, as a pyarrow Table (uuid, the stored
+    columns, `_error`), from committed chunks only (the first commit of a uuid wins).
+    Raises KeyError naming how many uuids have no committed value."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    values: dict[str, dict[str, Any]] = {}
-    for marker in sorted(folder.glob("chunk-*.json")):
-        for row in pq.read_table(marker.with_suffix(".parquet")).to_pylist():
-            values.setdefault(row.pop("uuid"), row)
-    return values
+    tables = [pq.read_table(m.with_suffix(".parquet")) for m in sorted(folder.glob("chunk-*.json"))]
+    if not tables:
+        raise KeyError(len(uuids))
+    table = pa.concat_tables(tables, promote_options="default")
+    position: dict[str, int] = {}
+    for i, key in enumerate(table.column("uuid").to_pylist()):
+        position.setdefault(key, i)
+    missing = sum(1 for u in uuids if u not in position)
+    if missing:
+        raise KeyError(missing)
+    return table.take(pa.array([position[u] for u in uuids], pa.int64()))
 
 
 def committed_uuids(folder: Path) -> set[str]:

@@ -142,9 +142,14 @@ def run_curate(plan: CuratePlan, *, on_progress: Progress | None = None) -> Cura
     computed = Counter(t for r in todo for t in r[TODO])
     if todo:
         _run_pipeline(plan, todo, on_progress)
-    stored = {name: read_store(path) for name, path in plan.stores.items()}
-    missing = {n: sum(1 for r in rows if r["uuid"] not in s) for n, s in stored.items()}
-    if any(missing.values()):
+    uuids = [str(r["uuid"]) for r in rows]
+    stored, missing = {}, {}
+    for name, path in plan.stores.items():
+        try:
+            stored[name] = read_store(path, uuids)
+        except KeyError as exc:
+            missing[name] = int(exc.args[0])
+    if missing:
         raise CurateIncompleteError(build=folder.root, missing=missing, log=folder.cache)
     tagged, report = _join(plan, rows, stored)
     _write(plan, tagged, report, time.monotonic() - started, dict(computed))
@@ -225,18 +230,19 @@ class _Watch:
 
 
 def _join(
-    plan: CuratePlan, rows: list[dict[str, Any]], stored: dict[str, dict[str, dict[str, Any]]]
+    plan: CuratePlan, rows: list[dict[str, Any]], stored: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows with every tagger's columns; and per tagger the errors counted by reason."""
     out = [dict(r) for r in rows]
     report: dict[str, Any] = {}
     for tagger in plan.taggers:
-        values = [{"uuid": r["uuid"], **stored[tagger.name][r["uuid"]]} for r in rows]
-        errors = Counter(v[ERROR] for v in values if v.get(ERROR))
+        table = stored[tagger.name]
+        errors = Counter(e for e in table.column(ERROR).to_pylist() if e)
         if tagger.finalize:
-            columns = tagger.finalize(values, plan.ctx)
+            columns = tagger.finalize(table, plan.ctx)
         else:
-            columns = [{c: v.get(c) for c in tagger.columns} for v in values]
+            names = [c for c in tagger.columns if c in table.column_names]
+            columns = table.select(names).to_pylist()
         for row, cols in zip(out, columns, strict=True):
             row.update({c: cols[c] for c in tagger.columns if c in cols})
         report[tagger.name] = {
