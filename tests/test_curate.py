@@ -248,6 +248,18 @@ def test_publish_curates_and_pushes_default_and_filtered(cli, hub, tiny_model, t
         if r["min_similar_uuid"] == r["uuid"] and not r["instruction"].rstrip().endswith(":")
     ]
     assert [r["uuid"] for r in filtered] == survivors
+    # the pushed card's curation numbers, recomputed from the pushed Parquet
+    from collections import Counter
+
+    from huggingface_hub import hf_hub_download
+
+    card = Path(hf_hub_download("alice/cur", "README.md", repo_type="dataset", revision="v1"))
+    text = card.read_text()
+    assert f"Config `filtered` holds {len(filtered)} rows" in text
+    later = sum(1 for r in default if r["min_similar_uuid"] != r["uuid"])
+    assert f"| later copies, removed by first_of_group | {later} |" in text
+    for language, n in Counter(r["language"] for r in default).items():
+        assert f"| {language} | {n} |" in text
     second = cli(*args)
     assert {s["name"]: s["ran"] for s in json.loads(second.stdout)["stages"]} == {
         "generate": False,
