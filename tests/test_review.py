@@ -250,11 +250,11 @@ def test_curation_tags_become_metadata_and_suggestions(argilla, tmp_path) -> Non
     review_push(build, dataset, workspace="w7", create_workspace=True)
     ds = argilla.datasets(dataset, workspace="w7")
     assert {"input_quality", "task_category", "language"} <= {m.name for m in ds.settings.metadata}
-    records = {r.fields["conversation"][0]["content"]: r for r in ds.records(with_suggestions=True)}
-    math = records["What is 2 + 2?"]
+    records = {r.id: r for r in ds.records(with_suggestions=True)}
+    math = records["row-0000"]
     assert math.metadata["input_quality"] == "good" and math.metadata["task_category"] == "Math"
     suggested = {s.question_name: (s.value, s.agent) for s in math.suggestions}
     assert suggested["quality"] == (4, "judge/m")
     assert suggested["category"] == ("Math", "judge/m")
-    poem = {s.question_name: s.value for s in records["Write a haiku about rain."].suggestions}
+    poem = {s.question_name: s.value for s in records["row-0001"].suggestions}
     assert poem["quality"] == 1
