@@ -154,6 +154,9 @@ class Tagger:
     """Asks the `[curate.judge]` model (its identity is then part of the cache key)."""
     options: Callable[[Any], Any] | None = None
     """(the `[curate]` config) -> the settings that shape the stored values (cache key)."""
+    check: Callable[[Any], None] | None = None
+    """(the `[curate]` config) -> raises a `MagpieHubError` for settings that cannot work;
+    called before any work."""
     plugin: str = field(default="", compare=False)
 
 

@@ -8,15 +8,17 @@ all-MiniLM-L6-v2 embeddings, FAISS and union-find. Column names are Magpie's.
 """
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from datasets import Sequence, Value
 from pydantic import PrivateAttr
 
+from magpie_hub.config import CurateConfig
 from magpie_hub.curate.judge import JUDGE_TASKS, GuardTags, JudgeTags
 from magpie_hub.curate.kit import ERROR, TagContext, TagStep
 from magpie_hub.curate.neardup import Embedder, model_path, neighbours
-from magpie_hub.errors import ConfigError
+from magpie_hub.errors import ConfigError, ModelNotFoundError
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import Tagger
 
@@ -130,15 +132,23 @@ class RewardTags(TagStep):
         return out
 
 
-def make_reward(ctx: TagContext) -> RewardTags:
-    cfg = ctx.config.reward
-    if not cfg.model:
+def check_reward(cfg: CurateConfig) -> None:
+    model = cfg.reward.model
+    if not model:
         raise ConfigError(
             "tagger 'reward' needs curate.reward.model",
             field="curate.reward.model",
             hint="Set it to a sequence-classification reward model, e.g. "
             '"sfairXC/FsfairX-LLaMA3-RM-v0.1".',
         )
+    looks_local = model.startswith(("/", ".", "~")) or model.count("/") != 1
+    if looks_local and not Path(model).expanduser().exists():
+        raise ModelNotFoundError(model, hint="Give a reward model folder or a Hub id NS/NAME.")
+
+
+def make_reward(ctx: TagContext) -> RewardTags:
+    cfg = ctx.config.reward
+    assert cfg.model is not None  # check_reward ran before any work
     return RewardTags(
         name="tag_reward",
         tagger="reward",
@@ -266,6 +276,7 @@ def register_taggers(register: Callable[[Tagger], None]) -> None:
             },
             make_step=make_reward,
             finalize=reward_finalize,
+            check=check_reward,
             options=lambda cfg: [cfg.reward.model, cfg.reward.max_length],
         )
     )

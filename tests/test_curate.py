@@ -104,6 +104,8 @@ def test_a_tag_with_no_duplicates_loses_nothing(cli, tmp_path: Path) -> None:
         ("unknown_label", "'great' is not a label of 'input_quality'"),
         ("judge_missing", "model not found: /nowhere/judge.gguf"),
         ("judge_random_bytes", "not a readable GGUF file"),
+        ("reward_unset", "tagger 'reward' needs curate.reward.model"),
+        ("reward_missing", "model not found: /nowhere/rm"),
         ("not_generated", "not a build folder (no manifest.json)"),
         ("running", "the build is running, not complete"),
         ("no_section", "has no [curate] section"),
@@ -131,6 +133,10 @@ def test_bad_input_gives_one_clear_message_and_leaves_the_build(cli, tmp_path, s
         taggers = ["quality"]
         (tmp_path / "judge.gguf").write_bytes(os.urandom(4096))
         judge = f'[curate.judge]\nname = "llamacpp"\nmodel = "{tmp_path / "judge.gguf"}"\n'
+    elif setup == "reward_unset":
+        taggers = ["reward"]
+    elif setup == "reward_missing":
+        taggers, extra = ["reward"], '[curate.reward]\nmodel = "/nowhere/rm"\n'
     elif setup == "not_generated":
         (build / "manifest.json").unlink()
     elif setup == "running":

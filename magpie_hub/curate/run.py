@@ -71,6 +71,9 @@ def plan_curate(
     manifest = folder.complete_manifest()
     registry = get_registry()
     taggers = [registry.tagger(name) for name in dict.fromkeys(config.taggers)]
+    for tagger in taggers:
+        if tagger.check:
+            tagger.check(config)
     shards = folder.shards()
     if not shards:
         raise BuildFolderError(build, "the build has no rows to curate")
