@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import platform
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -23,10 +18,8 @@ from magpie_hub.engines.base import ModelInfo, RawTextLLM
 from magpie_hub.errors import ConfigError
 from magpie_hub.plugins import get_registry
 from magpie_hub.registry import BuildContext, Engine, Recipe
+from magpie_hub.running import ProgressCallback, run_pipeline
 from magpie_hub.templates import resolve
-
-ProgressCallback = Callable[[int, int], None]
-"""Called with (rows settled so far, rows requested)."""
 
 
 @dataclass
@@ -119,7 +112,6 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
     config, folder, model, engine = plan.config, plan.folder, plan.model, plan.engine
     started = time.monotonic()
     if plan.todo:
-        os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
         ctx = BuildContext(
             config=config,
             model=model,
@@ -131,13 +123,10 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
             make_extra_llm=partial(_make_extra_llm, plan),
         )
         pipeline = plan.recipe.build_pipeline(ctx)
-        _quiet_datasets()
         identity = _identity(config, model, plan.extras)
         folder.write_manifest({**plan.previous, **identity, "status": "running"})
-        # distilabel handles Ctrl-C itself: it stops the steps gracefully and returns, as
-        # it does when a step fails; rows left pending then say the run stopped early.
-        with _watch(folder, config.num_rows, on_progress), _stdout_to_stderr():
-            pipeline.run(use_cache=False)
+        settled = lambda: len(folder.chunk_state().settled)  # noqa: E731
+        run_pipeline(pipeline, settled, config.num_rows, on_progress)
     elapsed = time.monotonic() - started
 
     state = folder.chunk_state()
@@ -234,55 +223,5 @@ def _pre_query(config: RunConfig, model: ModelInfo) -> str:
     return fmt.pre_query  # rows record the exact one, system prompt included
 
 
-@contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Keep stdout for data (`--json`): while the pipeline runs, distilabel's log handler
-    (which writes to `sys.stdout`) and whatever engines print in distilabel's workers
-    (which inherit file descriptor 1) go to stderr."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        with redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-def _quiet_datasets() -> None:
-    """distilabel loads its own leaf output with `datasets` at the end; hide that progress bar."""
-    from datasets.utils.logging import disable_progress_bar
-
-    disable_progress_bar()
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class _watch:
-    """Poll committed chunks in a thread and report progress (the sink runs in a subprocess)."""
-
-    def __init__(self, folder: BuildFolder, total: int, callback: ProgressCallback | None):
-        self.folder, self.total, self.callback = folder, total, callback
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.5):
-            if self.callback:
-                try:
-                    settled = len(self.folder.chunk_state().settled)
-                except (OSError, ValueError):
-                    continue  # a marker being replaced right now
-                self.callback(min(settled, self.total), self.total)
-
-    def __enter__(self) -> _watch:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()

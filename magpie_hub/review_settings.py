@@ -10,20 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-CATEGORIES = [
-    "Information seeking",
-    "Reasoning",
-    "Planning",
-    "Editing",
-    "Coding & Debugging",
-    "Math",
-    "Data analysis",
-    "Creative writing",
-    "Advice seeking",
-    "Brainstorming",
-    "Role playing",
-    "Others",
-]
+from magpie_hub.curate.labels import CATEGORIES
+
 BETTER = ["response", "response_base", "tie"]
 
 

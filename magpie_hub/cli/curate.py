@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from magpie_hub.cli.options import AsJson, Overrides, Quiet
 from magpie_hub.cli.output import err, out, print_json
 from magpie_hub.config import DEFAULT_CONFIG_NAME, load_curation
 from magpie_hub.curate.run import CurateResult, plan_curate, run_curate
@@ -21,16 +22,9 @@ def curate_command(
     out_dir: Annotated[
         Path, typer.Option("--out", "-o", help="The build folder to curate.")
     ] = Path("build"),
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a config field: dotted.key=value (repeatable)."),
-    ] = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
-    ] = False,
+    overrides: Overrides = None,
+    quiet: Quiet = False,
+    as_json: AsJson = False,
 ) -> None:
     """Tag the rows of a finished build (judge tags, language, reward, safety, near-duplicates)
     and apply [filter] as the `filtered` view; re-run to continue an interrupted run."""

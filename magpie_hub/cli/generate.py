@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from magpie_hub.cli.options import AsJson, Overrides, Quiet
 from magpie_hub.cli.output import err, out, print_json
 from magpie_hub.config import DEFAULT_CONFIG_NAME, load_config
 from magpie_hub.generate import GenerateResult, plan_build, run_build
@@ -43,22 +44,15 @@ def generate_command(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Build folder to write.")] = Path(
         "build"
     ),
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a config field: dotted.key=value (repeatable)."),
-    ] = None,
+    overrides: Overrides = None,
     num_rows: Annotated[
         int | None, typer.Option("--num-rows", "-n", help="Override num_rows.")
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Discard a build made from a different config.")
     ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
-    ] = False,
+    quiet: Quiet = False,
+    as_json: AsJson = False,
 ) -> None:
     """Generate a dataset into a build folder; re-run to continue an interrupted build."""
     cfg = load_config(config, get_registry(), overrides=overrides or [], num_rows=num_rows)

@@ -12,10 +12,8 @@ the manifest.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +34,9 @@ from magpie_hub.curate.kit import (
 from magpie_hub.errors import BuildFolderError, CurateIncompleteError
 from magpie_hub.plugins import get_registry
 from magpie_hub.registry import Tagger, View
+from magpie_hub.running import ProgressCallback as Progress
+from magpie_hub.running import run_pipeline
 
-Progress = Callable[[int, int], None]
 TEXT_COLUMNS = ("uuid", "instruction", "response", "response_base", "conversation")
 
 
@@ -171,9 +170,6 @@ def _run_pipeline(
     from distilabel.pipeline import Pipeline
     from distilabel.steps import LoadDataFromDicts
 
-    from magpie_hub.generate import _quiet_datasets, _stdout_to_stderr
-
-    os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
     for path in plan.stores.values():
         path.mkdir(parents=True, exist_ok=True)
     size = plan.config.batch_size
@@ -193,43 +189,10 @@ def _run_pipeline(
             input_batch_size=size,
         )
         previous >> sink
-    _quiet_datasets()
     total = sum(len(r[TODO]) for r in todo)
-    baseline = {n: len(committed_uuids(p)) for n, p in plan.stores.items()}
-    with _Watch(plan.stores, baseline, total, on_progress), _stdout_to_stderr():
-        pipeline.run(use_cache=False)
-
-
-class _Watch:
-    """Report tags committed so far (the sink runs in another process)."""
-
-    def __init__(
-        self, stores: dict[str, Path], baseline: dict[str, int], total: int, cb: Progress | None
-    ):
-        import threading
-
-        self.stores, self.baseline, self.total, self.cb = stores, baseline, total, cb
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.5):
-            if self.cb:
-                try:
-                    now = sum(
-                        len(committed_uuids(p)) - self.baseline[n] for n, p in self.stores.items()
-                    )
-                except (OSError, ValueError):
-                    continue
-                self.cb(min(now, self.total), self.total)
-
-    def __enter__(self) -> _Watch:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
+    before = sum(len(committed_uuids(p)) for p in plan.stores.values())
+    done = lambda: sum(len(committed_uuids(p)) for p in plan.stores.values()) - before  # noqa: E731
+    run_pipeline(pipeline, done, total, on_progress)
 
 
 def _join(

@@ -1,0 +1,73 @@
+"""Run a distilabel pipeline the way every stage does: stdout kept for data, progress polled
+from what the sink has committed, distilabel's own noise turned down.
+
+distilabel handles Ctrl-C itself: it stops the steps gracefully and returns, as it does
+when a step fails; the caller then sees rows still pending and says the run stopped early.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
+from typing import Any
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (units done so far, units to do)."""
+
+
+def run_pipeline(
+    pipeline: Any, done: Callable[[], int], total: int, on_progress: ProgressCallback | None
+) -> None:
+    """`pipeline.run()` with `done()` (committed units) polled into `on_progress`."""
+    os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()  # distilabel loads its leaf output with `datasets` at the end
+    with _Poll(done, total, on_progress), stdout_to_stderr():
+        pipeline.run(use_cache=False)
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Keep stdout for data (`--json`): while the pipeline runs, distilabel's log handler
+    (which writes to `sys.stdout`) and whatever engines print in distilabel's workers
+    (which inherit file descriptor 1) go to stderr."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+class _Poll:
+    """Poll `done()` in a thread (the sink commits in another process) and report it."""
+
+    def __init__(self, done: Callable[[], int], total: int, callback: ProgressCallback | None):
+        self.done, self.total, self.callback = done, total, callback
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.5):
+            if self.callback:
+                try:
+                    now = self.done()
+                except (OSError, ValueError):
+                    continue  # a marker being replaced right now
+                self.callback(min(now, self.total), self.total)
+
+    def __enter__(self) -> _Poll:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
