@@ -3,15 +3,21 @@ from what the sink has committed, distilabel's own noise turned down.
 
 distilabel handles Ctrl-C itself: it stops the steps gracefully and returns, as it does
 when a step fails; the caller then sees rows still pending and says the run stopped early.
+
+Resuming is ours (committed chunks), never distilabel's: its cache is cleared before each
+run. distilabel rewrites `pipeline.yaml` in place after every batch and reads it back at the
+next start even with `use_cache=False`, so a `kill -9` mid-write would break the re-run.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
 from typing import Any
 
 ProgressCallback = Callable[[int, int], None]
@@ -26,8 +32,14 @@ def run_pipeline(
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()  # distilabel loads its leaf output with `datasets` at the end
+    clear_distilabel_cache(pipeline)
     with _Poll(done, total, on_progress), stdout_to_stderr():
         pipeline.run(use_cache=False)
+
+
+def clear_distilabel_cache(pipeline: Any) -> None:
+    """Remove what an earlier run of this pipeline left in distilabel's cache folder."""
+    shutil.rmtree(Path(pipeline._cache_dir) / pipeline.name, ignore_errors=True)
 
 
 @contextmanager

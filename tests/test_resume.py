@@ -78,3 +78,26 @@ def test_interrupt_then_rerun_keeps_finished_rows_without_duplicates(
     by_uuid = {r["uuid"]: r for r in final}
     for row in before:  # every row finished before the kill is kept, unchanged
         assert by_uuid[row["uuid"]] == row
+
+
+@pytest.mark.slow
+def test_a_torn_distilabel_cache_file_does_not_break_the_next_run(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """distilabel rewrites `pipeline.yaml` in place after each batch and reads it back at the
+    next start; a `kill -9` mid-write (seen in CI) used to end the re-run in a KeyError."""
+    config = write_config(tmp_path / "c.toml", tiny_config(tiny_model, num_rows=4, batch_size=2))
+    out = tmp_path / "build"
+    cmd = [sys.executable, "-m", "magpie_hub", "generate", str(config), "--out", str(out), "-q"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    cached = list((out / ".magpie" / "distilabel").rglob("pipeline.yaml"))
+    assert cached, "distilabel left no pipeline.yaml: the scenario cannot happen"
+    for path in cached:  # torn as a kill mid-write leaves it: valid YAML, keys missing
+        path.write_text(path.read_text().split("type_info")[0].rsplit("\n", 1)[0] + "\n")
+
+    grown = subprocess.run([*cmd, "-n", "6"], capture_output=True, text=True, timeout=600)
+    assert grown.returncode == 0, grown.stderr
+    rows = [r for f in (out / "data").glob("*.parquet") for r in pq.read_table(f).to_pylist()]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert len(rows) == manifest["counts"]["generated"]
