@@ -11,6 +11,8 @@ BUILD/.magpie/distilabel/          distilabel's pipeline cache and log
 BUILD/.magpie/curate/<tagger>-<key>/  committed tag chunks (Parquet + JSON marker)
 BUILD/.magpie/publish.json         the publish stages' content hashes
 BUILD/.magpie/release/             the release tree the card stage staged for a push
+
+A folder has one writer at a time: commands that change it run under `writer()`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import os
 import shutil
 from collections import Counter
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +87,13 @@ class BuildFolder:
         self.release = self.work / "release"
         self.reviews = root / "reviews"
         self._markers: dict[str, dict[str, Any]] = {}
+
+    def writer(self) -> AbstractContextManager[None]:
+        """Hold the folder's one-writer lock for a block; another process holding it gives
+        `BuildLockedError` naming its PID (see `folder_lock`)."""
+        from magpie_hub.folder_lock import hold
+
+        return hold(self.root)
 
     def view_dir(self, name: str) -> Path:
         return self.data / name

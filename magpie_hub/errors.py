@@ -130,6 +130,25 @@ class BuildFolderError(MagpieHubError):
         super().__init__(f"{path}: {message}", hint=hint)
 
 
+class BuildLockedError(BuildFolderError):
+    """Another process is writing to this build folder (a folder has one writer)."""
+
+    def __init__(self, path: Path, pid: int | None, *, holder_alive: bool = True) -> None:
+        self.pid = pid
+        if pid is None:
+            who = "another process"
+        elif holder_alive:
+            who = f"another magpie-hub process (PID {pid})"
+        else:
+            who = f"worker processes of PID {pid}, which has ended,"
+        super().__init__(
+            path,
+            f"{who} is writing to this build folder",
+            hint="Wait for it to finish (or stop it), then run the command again; "
+            "or use another --out.",
+        )
+
+
 class ImportSourceError(MagpieHubError):
     """`magpie-hub import` cannot use its source: missing, unreadable, or of the wrong shape."""
 

@@ -104,7 +104,8 @@ def generate(
     on_progress: ProgressCallback | None = None,
 ) -> GenerateResult:
     """Generate `config.num_rows` rows into `out`, continuing an earlier run there if any."""
-    return run_build(plan_build(config, out, force=force), on_progress=on_progress)
+    with BuildFolder(out).writer():
+        return run_build(plan_build(config, out, force=force), on_progress=on_progress)
 
 
 def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -> GenerateResult:

@@ -80,6 +80,15 @@ def import_build(
     """
     src = resolve(source, config=config, split=split, revision=revision)
     folder = BuildFolder(out)
+    with folder.writer():
+        return _write_import(
+            src, folder, force, {"config": config, "split": split, "revision": revision}
+        )
+
+
+def _write_import(
+    src: Any, folder: BuildFolder, force: bool, asked: dict[str, Any]
+) -> ImportResult:
     previous = _check_target(folder, src.fingerprint, force=force)
     columns, read = src.load()
     converted = _convert(src.name, src.fingerprint, columns, read)
@@ -108,9 +117,9 @@ def import_build(
         "config": {
             "recipe": RECIPE,
             "source": src.record.get("repo_id") or src.record["path"],
-            "config": config,
-            "split": split if src.record["kind"] == "hub" else None,
-            "revision": revision,
+            "config": asked["config"],
+            "split": asked["split"] if src.record["kind"] == "hub" else None,
+            "revision": asked["revision"],
             "card": card,
         },
         "versions": {
@@ -136,7 +145,7 @@ def import_build(
         "data_files": folder.data_files(),
     }
     folder.write_manifest(manifest)
-    return ImportResult(out=out, source=source, manifest=manifest, previous=previous)
+    return ImportResult(out=folder.root, source=src.name, manifest=manifest, previous=previous)
 
 
 # --- the target folder ------------------------------------------------------------------

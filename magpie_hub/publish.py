@@ -75,8 +75,25 @@ def publish(
     on_stage: Callable[[str], None] | None = None,
 ) -> PublishResult:
     """Run (or with `dry_run`, plan) every stage that is not already up to date."""
-    result = PublishResult(str(build), repo, tag, dry_run)
     folder = BuildFolder(build)
+    if dry_run:
+        return _publish(config, folder, repo, tag, review_dataset, local, True, on_stage)
+    with folder.writer():
+        return _publish(config, folder, repo, tag, review_dataset, local, False, on_stage)
+
+
+def _publish(
+    config: RunConfig,
+    folder: BuildFolder,
+    repo: str,
+    tag: str,
+    review_dataset: str | None,
+    local: Path | None,
+    dry_run: bool,
+    on_stage: Callable[[str], None] | None,
+) -> PublishResult:
+    build = folder.root
+    result = PublishResult(str(build), repo, tag, dry_run)
     state: dict[str, Any] = (
         read_json(folder.publish_state, "publish state", hint=f"Delete {folder.publish_state}.")
         if folder.publish_state.exists()

@@ -240,9 +240,15 @@ def review_pull(
     build: Path, dataset: str, *, workspace: str = DEFAULT_WORKSPACE, client: Any = None
 ) -> ReviewPull:
     """Merge the submitted reviews into BUILD as the `reviewed` view."""
-    manifest = BuildFolder(build).complete_manifest()
-    client = client or connect()
     folder = BuildFolder(build)
+    folder.complete_manifest()
+    client = client or connect()
+    with folder.writer():
+        return _pull(folder, dataset, workspace, client)
+
+
+def _pull(folder: BuildFolder, dataset: str, workspace: str, client: Any) -> ReviewPull:
+    manifest = folder.complete_manifest()
     archive = folder.review_archive(workspace, dataset)
     merged: dict[str, dict[str, Any]] = (
         read_json(archive, "the review archive", hint=f"Restore or delete {archive}.")

@@ -7,6 +7,10 @@ when a step fails; the caller then sees rows still pending and says the run stop
 Resuming is ours (committed chunks), never distilabel's: its cache is cleared before each
 run. distilabel rewrites `pipeline.yaml` in place after every batch and reads it back at the
 next start even with `use_cache=False`, so a `kill -9` mid-write would break the re-run.
+
+distilabel forks its step workers (and a manager process) as non-daemon children; after a
+`kill -9` of the CLI they would live on, each holding a model. Every process forked while
+a pipeline runs watches its parent and exits when the parent is gone.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
@@ -33,8 +38,39 @@ def run_pipeline(
 
     disable_progress_bar()  # distilabel loads its leaf output with `datasets` at the end
     clear_distilabel_cache(pipeline)
-    with _Poll(done, total, on_progress), stdout_to_stderr():
+    with _Poll(done, total, on_progress), stdout_to_stderr(), die_with_parent():
         pipeline.run(use_cache=False)
+
+
+WATCH_SECONDS = 0.5
+_watching = threading.Event()
+
+
+def _watch_parent() -> None:
+    """In a forked child: exit as soon as the parent that forked it is gone."""
+    if not _watching.is_set():
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="magpie-hub-parent-watch", daemon=True).start()
+
+
+os.register_at_fork(after_in_child=_watch_parent)
+
+
+@contextmanager
+def die_with_parent() -> Iterator[None]:
+    """Processes forked inside the block exit when their parent dies (`kill -9` too)."""
+    _watching.set()
+    try:
+        yield
+    finally:
+        _watching.clear()
 
 
 def clear_distilabel_cache(pipeline: Any) -> None:

@@ -19,10 +19,11 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from magpie_hub.build import BuildFolder
 from magpie_hub.cli.options import AsJson, Overrides, Quiet
 from magpie_hub.cli.output import err, out, print_json
 from magpie_hub.config import DEFAULT_CONFIG_NAME, load_config
-from magpie_hub.generate import GenerateResult, plan_build, run_build
+from magpie_hub.generate import BuildPlan, GenerateResult, plan_build, run_build
 from magpie_hub.plugins import get_registry
 
 
@@ -56,26 +57,8 @@ def generate_command(
 ) -> None:
     """Generate a dataset into a build folder; re-run to continue an interrupted build."""
     cfg = load_config(config, get_registry(), overrides=overrides or [], num_rows=num_rows)
-    plan = plan_build(cfg, out_dir, force=force)
-    show = not quiet and not as_json
-    if show:
-        with Progress(
-            TextColumn("[bold]generating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("rows"),
-            RowsPerSecond(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err,
-        ) as bar:
-            task = bar.add_task("rows", total=cfg.num_rows)
-            result = run_build(
-                plan, on_progress=lambda done, total: bar.update(task, completed=done, total=total)
-            )
-    else:
-        result = run_build(plan)
+    with BuildFolder(out_dir).writer():
+        result = _run(plan_build(cfg, out_dir, force=force), quiet or as_json)
     summary = summarize(result)
     if as_json:
         print_json(summary)
@@ -90,6 +73,29 @@ def generate_command(
             "Finished rows are kept; re-run the same command to continue."
         )
         raise typer.Exit(code=3)
+
+
+def _run(plan: BuildPlan, hide: bool) -> GenerateResult:
+    """Run the plan, with a progress bar unless `hide`."""
+    if not hide:
+        with Progress(
+            TextColumn("[bold]generating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rows"),
+            RowsPerSecond(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+        ) as bar:
+            task = bar.add_task("rows", total=plan.config.num_rows)
+            result = run_build(
+                plan, on_progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    else:
+        result = run_build(plan)
+    return result
 
 
 def summarize(result: GenerateResult) -> dict[str, Any]:

@@ -132,6 +132,11 @@ def _key(tagger: Tagger, config: CurateConfig, judge: dict[str, Any] | None) -> 
 
 def run_curate(plan: CuratePlan, *, on_progress: Progress | None = None) -> CurateResult:
     """Tag what is missing, then write the tagged rows, the filtered view and the manifest."""
+    with plan.folder.writer():
+        return _run_curate(plan, on_progress)
+
+
+def _run_curate(plan: CuratePlan, on_progress: Progress | None) -> CurateResult:
     started = time.monotonic()
     folder = plan.folder
     rows = [{c: r.get(c) for c in plan.base_columns} for r in folder.rows()]
