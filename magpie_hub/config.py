@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import tomllib
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from magpie_hub.errors import ConfigError, ConfigValidationError
 
@@ -62,6 +62,22 @@ class EngineConfig(StrictModel):
     """With `auto`: keep (`default`) or leave out (`none`) a system block the template injects."""
     chat_template: str | None = None
     """A Jinja chat template that replaces the model's own."""
+    render_date: str | None = None
+    """The day a chat template's `strftime_now` renders (YYYY-MM-DD; Llama 3.2/3.3 put it
+    in every prompt). Default: the day the build started, kept for its whole life."""
+
+    @field_validator("render_date")
+    @classmethod
+    def _is_a_day(cls, value: str | None) -> str | None:
+        if value is not None:
+            from datetime import date
+
+            try:
+                return date.fromisoformat(value).isoformat()
+            except ValueError:
+                raise ValueError(f"{value!r} is not a date as YYYY-MM-DD") from None
+        return value
+
     context_length: int = Field(2048, ge=256)
     threads: int | None = Field(None, ge=1)
     token: SecretStr | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, date, datetime
 from functools import partial
 from importlib import metadata
 from pathlib import Path
@@ -19,7 +19,7 @@ from magpie_hub.errors import ConfigError
 from magpie_hub.plugins import get_registry
 from magpie_hub.registry import BuildContext, Engine, Recipe
 from magpie_hub.running import ProgressCallback, run_pipeline
-from magpie_hub.templates import resolve
+from magpie_hub.templates import PromptFormat, resolve
 
 
 @dataclass
@@ -46,6 +46,10 @@ class BuildPlan:
     extras: dict[str, tuple[Engine, ModelInfo]]
     resumed: bool
     previous: dict[str, Any]
+    format: PromptFormat
+    """Resolved once for the build; its chat template renders on `render_date`."""
+    render_date: str | None
+    """The day the prompts render (None: the template does not use the date)."""
 
 
 def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPlan:
@@ -54,7 +58,7 @@ def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPla
     recipe = registry.recipe(config.recipe)
     engine = registry.engine(config.engine.name)
     model = engine.inspect_model(config.engine)
-    _pre_query(config, model)  # a model without a usable chat template fails here
+    _prompt_format(config, model, None)  # a model without a usable chat template fails here
     _check_first_token_bans(config, engine.make_llm(config.engine, model))
     extras = {}
     for name, cfg in config.extra_engines().items():
@@ -62,6 +66,8 @@ def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPla
         extras[name] = (extra, extra.inspect_model(cfg))
     folder = BuildFolder(out)
     resumed = folder.prepare(_identity(config, model, extras), force=force)
+    previous = folder.read_manifest() or {}
+    day = _render_date(config, model, previous if resumed else {})
     return BuildPlan(
         config=config,
         recipe=recipe,
@@ -71,7 +77,9 @@ def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPla
         todo=folder.pending(config.num_rows),
         extras=extras,
         resumed=resumed,
-        previous=folder.read_manifest() or {},
+        previous=previous,
+        format=_prompt_format(config, model, day),
+        render_date=day,
     )
 
 
@@ -116,6 +124,7 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
         ctx = BuildContext(
             config=config,
             model=model,
+            format=plan.format,
             make_llm=lambda: engine.make_llm(config.engine, model),
             row_indices=plan.todo,
             chunk_dir=folder.chunks,
@@ -125,7 +134,9 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
         )
         pipeline = plan.recipe.build_pipeline(ctx)
         identity = _identity(config, model, plan.extras)
-        folder.write_manifest({**plan.previous, **identity, "status": "running"})
+        folder.write_manifest(
+            {**plan.previous, **identity, "render_date": plan.render_date, "status": "running"}
+        )
         settled = lambda: len(folder.chunk_state().settled)  # noqa: E731
         run_pipeline(pipeline, settled, config.num_rows, on_progress)
     elapsed = time.monotonic() - started
@@ -159,7 +170,8 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
             "sha256": model.sha256,
         },
         **_extra_models(plan),
-        "pre_query_template": _pre_query(config, model),
+        "pre_query_template": plan.format.pre_query,  # rows record theirs, system included
+        "render_date": plan.render_date,
         "seed": config.seed,
         "counts": {
             "requested": config.num_rows,
@@ -214,15 +226,24 @@ def _extra_models(plan: BuildPlan) -> dict[str, Any]:
     }
 
 
-def _pre_query(config: RunConfig, model: ModelInfo) -> str:
-    fmt = resolve(
+def _render_date(config: RunConfig, model: ModelInfo, previous: dict[str, Any]) -> str | None:
+    """The day the chat template renders: the config's, else the one this build started
+    on (a resumed build keeps it), else today; None when the template does not use it."""
+    template = model.chat_template
+    if template is None or not template.uses_date:
+        return None
+    return config.engine.render_date or previous.get("render_date") or date.today().isoformat()
+
+
+def _prompt_format(config: RunConfig, model: ModelInfo, day: str | None) -> PromptFormat:
+    template = model.chat_template.on(day) if model.chat_template and day else model.chat_template
+    return resolve(
         config.engine.template,
-        model.chat_template,
+        template,
         model=model.model_id,
         template_system=config.engine.template_system,
     )
-    return fmt.pre_query  # rows record the exact one, system prompt included
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

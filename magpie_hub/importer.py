@@ -17,7 +17,7 @@ import platform
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,7 @@ def _write_import(
         folder.clear()
     folder.write_shards(table)
     models = Counter(r["model"] for r in rows if r["model"])
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     # The card settings as a generated build has them; a publisher's edits survive re-imports.
     card = {**CardConfig().model_dump(), **((kept.get("config") or {}).get("card") or {})}
     manifest = {

@@ -22,6 +22,8 @@ class BuildContext:
 
     config: RunConfig
     model: ModelInfo
+    format: PromptFormat
+    """The prompt format, resolved once for the build (its render date frozen)."""
     make_llm: Callable[[], RawTextLLM]
     """Returns a fresh, unloaded distilabel LLM for the configured engine and model."""
     row_indices: list[int]
@@ -37,14 +39,7 @@ class BuildContext:
 
     def prompt_format(self) -> PromptFormat:
         """The configured template (`auto` or a preset) resolved for the inspected model."""
-        from magpie_hub.templates import resolve
-
-        return resolve(
-            self.config.engine.template,
-            self.model.chat_template,
-            model=self.model.model_id,
-            template_system=self.config.engine.template_system,
-        )
+        return self.format
 
     def row_source(self, name: str = "rows") -> LoadDataFromDicts:
         """The pipeline's first step: one `{"row_index": i}` per row still to generate."""

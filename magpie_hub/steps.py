@@ -27,6 +27,27 @@ ROLE_WORDS = {"user", "assistant", "system", "model", "human", "gpt"}
 _MARKUP = re.compile(r"<\|[^|<>\s]+\|>|</?[a-z_]+>|\[/?INST\]")
 
 
+def sampling_features(section: Any) -> dict[str, Any]:
+    """The `gen_config` struct of one step, read from its sampling config model, so every
+    setting (`stop_at_newline`, `ban_first_tokens`, ...) reaches the rows."""
+    from datasets import Value
+
+    kinds: dict[Any, Any] = {
+        float: Value("float64"),
+        int: Value("int64"),
+        bool: Value("bool"),
+        str: Value("string"),
+        str | None: Value("string"),
+        list[str]: [Value("string")],
+    }
+    features: dict[str, Any] = {}
+    for name, field in section.model_fields.items():
+        if field.annotation not in kinds:
+            raise TypeError(f"{section.__name__}.{name}: no row type for {field.annotation}")
+        features[name] = kinds[field.annotation]
+    return features
+
+
 def row_seed(seed: int, row_index: int, step: str) -> int:
     """A per-row, per-step seed: the same row gets the same text however rows are batched."""
     digest = hashlib.sha256(f"{seed}:{row_index}:{step}".encode()).digest()
@@ -47,6 +68,7 @@ def prompt_fields(fmt: PromptFormat) -> dict[str, Any]:
         "chat_template": template.source if template else None,
         "bos_token": template.bos_token if template else "",
         "eos_token": template.eos_token if template else "",
+        "render_date": template.date if template else None,
     }
 
 

@@ -33,10 +33,11 @@ class _RawTextTask(Task):
     chat_template: str | None = None
     bos_token: str = ""
     eos_token: str = ""
+    render_date: str | None = None
 
     def prompt_format(self) -> PromptFormat:
         template = (
-            ChatTemplate(self.chat_template, self.bos_token, self.eos_token)
+            ChatTemplate(self.chat_template, self.bos_token, self.eos_token, self.render_date)
             if self.chat_template
             else None
         )

@@ -14,15 +14,12 @@ from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
 from magpie_hub.errors import UnknownNameError
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import BuildContext, Recipe, ReviewSpec
-from magpie_hub.steps import WriteChunks, prompt_fields
+from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 from magpie_hub.system_prompts import SystemPromptSpec, expand
 from magpie_hub.tasks import GenerateInstruction, GenerateResponse
 
-SAMPLING_FEATURES = {
-    "temperature": Value("float64"),
-    "top_p": Value("float64"),
-    "max_new_tokens": Value("int64"),
-}
+INSTRUCTION_FEATURES = sampling_features(InstructionSampling)
+RESPONSE_FEATURES = sampling_features(ResponseSampling)
 FEATURES = Features(
     {
         "uuid": Value("string"),
@@ -35,8 +32,8 @@ FEATURES = Features(
         "pre_query_template": Value("string"),
         "gen_config": {
             "seed": Value("int64"),
-            "instruction": SAMPLING_FEATURES,
-            "response": SAMPLING_FEATURES,
+            "instruction": INSTRUCTION_FEATURES,
+            "response": RESPONSE_FEATURES,
         },
     }
 )

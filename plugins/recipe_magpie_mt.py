@@ -9,7 +9,7 @@ from pathlib import Path
 
 from datasets import Features, Value
 from distilabel.pipeline import Pipeline
-from magpie_hub_plugins.recipe_magpie import SAMPLING_FEATURES
+from magpie_hub_plugins.recipe_magpie import INSTRUCTION_FEATURES, RESPONSE_FEATURES
 from pydantic import Field, model_validator
 
 from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
@@ -39,8 +39,8 @@ FEATURES = Features(
         "gen_config": {
             "seed": Value("int64"),
             "turns": Value("int64"),
-            "instruction": SAMPLING_FEATURES,
-            "response": SAMPLING_FEATURES,
+            "instruction": INSTRUCTION_FEATURES,
+            "response": RESPONSE_FEATURES,
         },
     }
 )

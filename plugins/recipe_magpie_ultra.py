@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from datasets import Features, Value
 from distilabel.pipeline import Pipeline
-from magpie_hub_plugins.recipe_magpie import SAMPLING_FEATURES, MagpieConfig
+from magpie_hub_plugins.recipe_magpie import INSTRUCTION_FEATURES, RESPONSE_FEATURES, MagpieConfig
 from magpie_hub_plugins.recipe_magpie_mt import MAGPIE_MT_SYSTEM_PROMPT
 from pydantic import Field, field_validator
 
@@ -26,7 +26,7 @@ from magpie_hub.errors import ConfigError, UnknownNameError
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.plugins import get_registry
 from magpie_hub.registry import BuildContext, CardSection, Recipe, ReviewSpec, View
-from magpie_hub.steps import WriteChunks, prompt_fields
+from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 from magpie_hub.system_prompts import expand
 from magpie_hub.tasks import (
     GenerateBaseResponse,
@@ -35,6 +35,13 @@ from magpie_hub.tasks import (
     GenerateResponse,
 )
 from magpie_hub.urial import UrialTemplate, load_urial, template_markers
+
+
+class BaseSampling(ResponseSampling):
+    """The base model's answer (URIAL); `urial_file` replaces the preamble and examples."""
+
+    urial_file: str | None = None
+
 
 MESSAGES = [{"role": Value("string"), "content": Value("string")}]
 FEATURES = Features(
@@ -58,9 +65,9 @@ FEATURES = Features(
         "scorer": Value("string"),
         "gen_config": {
             "seed": Value("int64"),
-            "instruction": SAMPLING_FEATURES,
-            "response": SAMPLING_FEATURES,
-            "base": SAMPLING_FEATURES,
+            "instruction": INSTRUCTION_FEATURES,
+            "response": RESPONSE_FEATURES,
+            "base": sampling_features(BaseSampling),
         },
     }
 )
@@ -91,12 +98,6 @@ DPO_FEATURES = Features(
         "by_convention": Value("bool"),
     }
 )
-
-
-class BaseSampling(ResponseSampling):
-    """The base model's answer (URIAL); `urial_file` replaces the preamble and examples."""
-
-    urial_file: str | None = None
 
 
 class DPOConfig(StrictModel):
@@ -221,14 +222,11 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
 
 
 def gen_config(cfg: UltraConfig) -> dict[str, Any]:
-    def sampling(section: Any) -> dict[str, Any]:
-        return {k: getattr(section, k) for k in ("temperature", "top_p", "max_new_tokens")}
-
     return {
         "seed": cfg.seed,
-        "instruction": sampling(cfg.instruction),
-        "response": sampling(cfg.response),
-        "base": sampling(cfg.base),
+        "instruction": cfg.instruction.model_dump(),
+        "response": cfg.response.model_dump(),
+        "base": cfg.base.model_dump(),
     }
 
 

@@ -58,7 +58,22 @@ def test_rows_have_the_magpie_columns(tiny_build: Path, tiny_model: Path) -> Non
         assert row["pre_query_template"] == manifest["pre_query_template"]
         assert row["gen_config"]["seed"] == 7
         assert row["gen_config"]["response"]["temperature"] == 0.0
+        # every setting reaches the row (stop_at_newline and ban_first_tokens were lost)
+        assert row["gen_config"]["instruction"] == manifest["config"]["instruction"]
+        assert row["gen_config"]["response"] == manifest["config"]["response"]
     assert len({r["uuid"] for r in rows}) == len(rows)
+
+
+@pytest.mark.parametrize("recipe", ["magpie", "magpie-mt", "magpie-ultra"])
+def test_gen_config_holds_every_sampling_setting(recipe: str) -> None:
+    from magpie_hub.plugins import get_registry
+
+    entry = get_registry().recipe(recipe)
+    gen_config = entry.features["gen_config"]
+    defaults = entry.config_model()
+    for step in ("instruction", "response", "base"):
+        if step in gen_config:
+            assert set(gen_config[step]) == set(getattr(defaults, step).model_dump()), step
 
 
 def test_manifest_contents(tiny_build: Path, tiny_model: Path) -> None:

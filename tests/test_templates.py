@@ -112,3 +112,36 @@ def test_every_family_has_a_preset() -> None:
         "yi",
     }
     assert families <= set(PRESETS)
+
+
+# SmolLM2's template with the assistant turns marked the way training templates mark them.
+SMOLLM2_GENERATION = SMOLLM2.replace(
+    "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}",
+    "{% if message['role'] == 'assistant' %}{{ '<|im_start|>assistant\\n' }}{% generation %}"
+    "{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}{% else %}"
+    "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+    "{% endif %}",
+)
+
+
+def test_the_generation_tag_renders_as_transformers_does(tiny_model: Path) -> None:
+    """Real chat templates mark assistant text with `{% generation %}` for training masks;
+    our renderer rejected them, though `apply_chat_template` accepts them."""
+    import transformers
+
+    assert "{% generation %}" in SMOLLM2_GENERATION
+    tok = transformers.AutoTokenizer.from_pretrained(tiny_model)
+    messages = [
+        {"role": "user", "content": "Q?"},
+        {"role": "assistant", "content": "A."},
+        {"role": "user", "content": "Q2?"},
+    ]
+    ours = ChatTemplate(SMOLLM2_GENERATION).render(messages, add_generation_prompt=True)
+    theirs = tok.apply_chat_template(
+        messages, chat_template=SMOLLM2_GENERATION, tokenize=False, add_generation_prompt=True
+    )
+    assert ours == theirs == ChatTemplate(SMOLLM2).render(messages, add_generation_prompt=True)
+    assert (
+        derive(ChatTemplate(SMOLLM2_GENERATION)).pre_query
+        == derive(ChatTemplate(SMOLLM2)).pre_query
+    )
