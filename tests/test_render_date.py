@@ -66,27 +66,36 @@ def _rows(build: Path) -> list[dict]:
     ]
 
 
+def _prompts(log: Path) -> list[str]:
+    """Every prompt the engine was sent (kept rows or not)."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [json.loads(line)["prompt"] for line in lines]
+
+
 @pytest.mark.slow
-def test_a_build_keeps_its_day_on_resume_and_records_it(
-    cli, tiny_model: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+def test_a_build_keeps_its_day_on_resume_and_records_it(  # type: ignore[no-untyped-def]
+    cli, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "prompts.jsonl"
+    monkeypatch.setenv("MAGPIE_HUB_LOG_PROMPTS", str(log))
     config = _dated_config(tmp_path / "c.toml", tiny_model, 2, None)
     build = tmp_path / "build"
     assert cli("generate", str(config), "--out", str(build), "-q").exit_code == 0
     manifest = json.loads((build / "manifest.json").read_text())
     assert manifest["render_date"] == date.today().isoformat()
-    first = _rows(build)
     today = date.today().strftime("%d %b %Y")
-    assert first and all(f"Today Date: {today}" in r["pre_query_template"] for r in first)
+    first = _prompts(log)
+    assert first and all(f"Today Date: {today}<" in p for p in first)
+    assert all(f"Today Date: {today}<" in r["pre_query_template"] for r in _rows(build))
 
     # the build "started" on another day: growing it (as a resume does) keeps that day
     manifest["render_date"] = "2020-02-02"
     (build / "manifest.json").write_text(json.dumps(manifest))
-    result = cli("generate", str(config), "--out", str(build), "-q", "-n", "6")
+    log.unlink()
+    result = cli("generate", str(config), "--out", str(build), "-q", "-n", "4")
     assert result.exit_code == 0, result.stderr
-    grown = _rows(build)
-    new = [r for r in grown if r["uuid"] not in {f["uuid"] for f in first}]
-    assert new and all("Today Date: 02 Feb 2020" in r["pre_query_template"] for r in new)
+    grown = _prompts(log)
+    assert grown and all("Today Date: 02 Feb 2020<" in p for p in grown)
     assert json.loads((build / "manifest.json").read_text())["render_date"] == "2020-02-02"
 
     card = cli("card", str(build))
@@ -94,10 +103,14 @@ def test_a_build_keeps_its_day_on_resume_and_records_it(
 
 
 @pytest.mark.slow
-def test_the_configured_day_is_used(cli, tiny_model: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_configured_day_is_used(  # type: ignore[no-untyped-def]
+    cli, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "prompts.jsonl"
+    monkeypatch.setenv("MAGPIE_HUB_LOG_PROMPTS", str(log))
     config = _dated_config(tmp_path / "c.toml", tiny_model, 2, "2021-03-04")
     build = tmp_path / "build"
     assert cli("generate", str(config), "--out", str(build), "-q").exit_code == 0
     assert json.loads((build / "manifest.json").read_text())["render_date"] == "2021-03-04"
-    rows = _rows(build)
-    assert rows and all("Today Date: 04 Mar 2021" in r["pre_query_template"] for r in rows)
+    prompts = _prompts(log)
+    assert prompts and all("Today Date: 04 Mar 2021<" in p for p in prompts)
