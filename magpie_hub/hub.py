@@ -26,6 +26,7 @@ from magpie_hub.release import ReleaseTree, read_release, stage_release
 
 T = TypeVar("T")
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
+GIT_REF = re.compile(r"[A-Za-z0-9][\w./-]{0,199}")
 TOKEN_HINT = "Set HF_TOKEN, or run `hf auth login`; the token needs write access."
 
 
@@ -42,8 +43,28 @@ class PushResult:
     files: list[str]
 
 
+def _bad_ref(name: str) -> bool:
+    """What git (and so the Hub) refuses as a tag or branch name, in the common cases."""
+    shape = GIT_REF.fullmatch(name) is not None
+    return not shape or ".." in name or "//" in name or name.endswith((".lock", ".", "/"))
+
+
+def check_names(repo_id: str, tag: str | None, revision: str = "main") -> None:
+    """Refuse a repository id, tag or branch the Hub would refuse, before any work."""
+    if not REPO_ID.fullmatch(repo_id):
+        raise HubError(repo_id, "not a repository id", hint="Use NAMESPACE/NAME, e.g. alice/data.")
+    for kind, name in (("tag", tag), ("revision", revision)):
+        if name is not None and _bad_ref(name):
+            raise HubError(
+                repo_id,
+                f"{name!r} is not a valid {kind} name",
+                hint=f"Use letters, digits and . _ - / (no spaces), e.g. v1.0.0, for --{kind}.",
+            )
+
+
 def push_local(build: Path, dest: Path, *, repo_id: str, tag: str | None = None) -> PushResult:
     """Write exactly the tree a push would commit into `dest`; no Hub involved."""
+    check_names(repo_id, tag)
     tree = stage_release(build, dest, repo_id=repo_id, tag=tag)
     return PushResult(repo_id, str(dest), "local", None, False, tag, tree.files)
 
@@ -64,8 +85,7 @@ def push(
     With `staged`, push the release tree already staged for this repo and tag as it is."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 
-    if not REPO_ID.fullmatch(repo_id):
-        raise HubError(repo_id, "not a repository id", hint="Use NAMESPACE/NAME, e.g. alice/data.")
+    check_names(repo_id, tag, revision)
     token = token or get_token()
     if not token:
         raise HubAuthError(repo_id, "no Hugging Face token found", hint=TOKEN_HINT)
@@ -143,7 +163,8 @@ def _tag(api: Any, call: _Caller, repo_id: str, tag: str, commit: str) -> None:
 
 
 class _Caller:
-    """Runs one Hub call: retries rate limits with backoff, maps failures to our errors."""
+    """Runs one Hub call: retries rate limits and gateway errors with backoff, maps failures
+    to our errors."""
 
     def __init__(self, repo_id: str, retries: int, backoff: float) -> None:
         self.repo_id, self.retries, self.backoff = repo_id, retries, backoff
@@ -159,11 +180,11 @@ class _Caller:
                 http = _in_chain(exc, HfHubHTTPError)
                 if http is not None:
                     status = http.response.status_code if http.response is not None else None
-                    if status == 429 and attempt < self.retries:
+                    if status in RETRIED and attempt < self.retries:
                         time.sleep(_retry_after(http) or self.backoff * 2**attempt)
                         continue
                     raise self._http_error(http, status) from exc
-                if _in_chain(exc, Exception, network=True) is not None:
+                if _in_chain(exc, network_errors()) is not None:
                     raise HubNetworkError(
                         self.repo_id,
                         f"cannot reach the Hub ({type(exc).__name__}: {exc})",
@@ -202,15 +223,31 @@ def _retry_after(exc: Any) -> float | None:
     return float(value) if value and value.isdigit() else None
 
 
-NETWORK_ERRORS = {"ConnectError", "TimeoutException", "NetworkError", "ConnectionError"}
+RETRIED = {429, 502, 503, 504}
+"""Statuses retried with backoff: rate limits, and gateways that never reached the Hub (a
+500 may have been applied, so it is reported, not repeated)."""
 
 
-def _in_chain(exc: BaseException, kind: type, *, network: bool = False) -> Any:
-    """The first exception of `kind` (or a network error) in `exc`'s cause chain."""
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What the Hub clients raise when the Hub cannot be reached (httpx for huggingface_hub,
+    requests for older code paths, the OS's own)."""
+    import httpx
+    import requests
+
+    return (
+        httpx.TransportError,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
+def _in_chain(exc: BaseException, kind: type | tuple[type[BaseException], ...]) -> Any:
+    """The first exception of `kind` in `exc`'s cause chain."""
     seen: BaseException | None = exc
     while seen is not None:
-        names = {cls.__name__ for cls in type(seen).__mro__}
-        if isinstance(seen, kind) and (not network or names & NETWORK_ERRORS):
+        if isinstance(seen, kind):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None

@@ -75,6 +75,9 @@ def publish(
     on_stage: Callable[[str], None] | None = None,
 ) -> PublishResult:
     """Run (or with `dry_run`, plan) every stage that is not already up to date."""
+    from magpie_hub.hub import check_names
+
+    check_names(repo, tag)  # before hours of generation, not after
     folder = BuildFolder(build)
     if dry_run:
         return _publish(config, folder, repo, tag, review_dataset, local, True, on_stage)
@@ -240,9 +243,13 @@ def _tag_exists(repo: str, tag: str, commit: str | None) -> bool:
     if not commit:
         return False
     from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
 
+    from magpie_hub.hub import network_errors
+
+    expected: tuple[type[BaseException], ...] = (HfHubHTTPError, *network_errors())
     try:
         refs = HfApi().list_repo_refs(repo, repo_type="dataset")
-    except Exception:
-        return False
+    except expected:
+        return False  # gone, or unreachable: the push stage runs and says which
     return any(t.name == tag and t.target_commit == commit for t in refs.tags)

@@ -103,6 +103,18 @@ def test_rate_limits_are_retried(hub, build) -> None:
     assert hub.store.commit_count("alice/rate-limited") == 2
 
 
+def test_gateway_errors_are_retried_and_a_lasting_one_is_reported(hub, build) -> None:
+    hub.faults.append(Fault("commit", after=0, status=503, times=2))
+    assert push(build, "alice/flaky", tag="v1", backoff=0.01).committed
+    assert hub.store.commit_count("alice/flaky") == 2
+
+    hub.faults.append(Fault("commit", after=0, status=502))
+    with pytest.raises(HubError) as caught:
+        push(build, "alice/down", tag="v1", backoff=0.01, retries=2)
+    assert "502" in str(caught.value) and caught.value.hint
+    assert hub.store.commit_count("alice/down") <= 1  # the repo's creation, no release
+
+
 def card_table(card: str, header: str) -> list[list[str]]:
     """The rows of the Markdown table whose header line starts with `header`."""
     lines = card.splitlines()
