@@ -106,6 +106,19 @@ class BuildFolder:
         """The top-level shards (config `default`), in order."""
         return sorted(self.data.glob("*.parquet"))
 
+    def schema(self) -> Any:
+        """The Arrow schema of the rows; a clear error when data/ has no shard."""
+        import pyarrow.parquet as pq
+
+        shards = self.shards()
+        if not shards:
+            raise BuildFolderError(
+                self.root,
+                "the build has no rows on disk (no data/*.parquet)",
+                hint="Re-run the command that made it (`generate` or `import`) to write them.",
+            )
+        return pq.read_schema(shards[0])
+
     def configs(self) -> dict[str, list[Path]]:
         """Parquet shards by config: data/*.parquet is `default`, data/<view>/ a view."""
         configs: dict[str, list[Path]] = {}
@@ -126,7 +139,14 @@ class BuildFolder:
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.manifest_path.exists():
             return None
-        return dict(read_json(self.manifest_path, MANIFEST, hint="Use --force to start over."))
+        return dict(
+            read_json(
+                self.manifest_path,
+                MANIFEST,
+                hint="Restore it from a copy, or start the build over (`magpie-hub generate` "
+                "or `import` with --force).",
+            )
+        )
 
     def complete_manifest(self) -> dict[str, Any]:
         """The manifest of a finished build; a clear error for anything else."""
@@ -199,8 +219,9 @@ class BuildFolder:
         settled = self.chunk_state().settled
         return [i for i in range(num_rows) if i not in settled]
 
-    def consolidate(self, features: Any, num_rows: int) -> list[Path]:
-        """Write the committed rows (index < num_rows, each once, in order) as shards."""
+    def consolidate(self, features: Any, num_rows: int, *, keep: int | None = None) -> list[Path]:
+        """Write the committed rows (index < num_rows, each once, in order; with `keep`, the
+        first `keep` of them) as shards."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -209,10 +230,10 @@ class BuildFolder:
         for marker in sorted(self.chunks.glob("chunk-*.json")):
             indices = self._read_marker(marker)["written"]
             table = pq.read_table(marker.with_suffix(".parquet"))
-            keep = [n for n, i in enumerate(indices) if i < num_rows and i not in seen]
-            seen.update(indices[n] for n in keep)
-            table = table.take(pa.array(keep, pa.int64())).append_column(
-                "__row", pa.array([indices[n] for n in keep], pa.int64())
+            picked = [n for n, i in enumerate(indices) if i < num_rows and i not in seen]
+            seen.update(indices[n] for n in picked)
+            table = table.take(pa.array(picked, pa.int64())).append_column(
+                "__row", pa.array([indices[n] for n in picked], pa.int64())
             )
             tables.append(table)
         schema = features.arrow_schema
@@ -221,6 +242,8 @@ class BuildFolder:
             if tables
             else schema.empty_table()
         )
+        if keep is not None:
+            merged = merged.slice(0, keep)
         return self.write_shards(merged.cast(schema))
 
     def write_shards(self, table: Any) -> list[Path]:

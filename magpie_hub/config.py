@@ -8,7 +8,15 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from magpie_hub.errors import ConfigError, ConfigValidationError
 
@@ -203,6 +211,11 @@ class RunConfig(StrictModel):
 
     recipe: str = "magpie"
     num_rows: int = Field(20, ge=1)
+    target: Literal["attempts", "kept"] = "attempts"
+    """`attempts`: num_rows rows are attempted, dropped ones are counted, not replaced.
+    `kept`: new rows are attempted until num_rows are kept, at most `max_attempts`."""
+    max_attempts: int | None = Field(None, ge=1)
+    """With target `kept`: the most rows ever attempted (default: twice num_rows)."""
     seed: int = Field(42, ge=0, lt=2**31)
     batch_size: int = Field(8, ge=1, le=4096)
     """Rows per pipeline batch; also the unit a resumed run keeps or redoes."""
@@ -213,15 +226,29 @@ class RunConfig(StrictModel):
     filter: FilterConfig | None = None
     """Rules that make the `filtered` view from the curated rows."""
 
+    @model_validator(mode="after")
+    def _attempts_cover_the_rows(self) -> RunConfig:
+        if self.max_attempts is not None and self.max_attempts < self.num_rows:
+            raise ValueError(
+                f"max_attempts ({self.max_attempts}) is below num_rows ({self.num_rows})"
+            )
+        return self
+
+    def attempt_limit(self) -> int:
+        """The most row indices a build may attempt."""
+        if self.target == "attempts":
+            return self.num_rows
+        return self.max_attempts or 2 * self.num_rows
+
     def extra_engines(self) -> dict[str, EngineConfig]:
         """Engines besides `engine` that the recipe runs (e.g. a base model), by name."""
         return {}
 
     def fingerprint(self) -> str:
-        """Hash of everything that shapes the generated rows (num_rows, card, curate and
-        filter excluded)."""
+        """Hash of everything that shapes the generated rows (how many, card, curate and
+        filter excluded: row i is the same row whatever the count)."""
         data = redacted_dump(self)
-        for key in ("num_rows", "card", "curate", "filter"):
+        for key in ("num_rows", "target", "max_attempts", "card", "curate", "filter"):
             data.pop(key, None)
         data["engine"].pop("json_mode", None)  # judges only; generation never forces JSON
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
@@ -271,7 +298,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         for part in path[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {item}: {part!r} is not a table")
+                raise ConfigError(
+                    f"--set {item}: {part!r} is not a table",
+                    field=".".join(path),
+                    hint=f"`{part}` holds a plain value; set it with --set {part}=VALUE.",
+                )
             node = child
         node[path[-1]] = value
     return data
@@ -287,12 +318,30 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", path=path) from exc
+        raise ConfigError(
+            f"not valid TOML: {exc}",
+            path=path,
+            hint="Fix the line named above; `magpie-hub init` writes a commented example.",
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or exc
+        raise ConfigError(
+            f"cannot read the config ({why})",
+            path=path,
+            hint="Pass a magpie-hub.toml file (UTF-8 TOML); `magpie-hub init` writes one.",
+        ) from exc
 
 
-def validate(data: dict[str, Any], model: type[RunConfig], path: Path | None = None) -> RunConfig:
+def validate(
+    data: dict[str, Any],
+    model: type[RunConfig],
+    path: Path | None = None,
+    registry: Registry | None = None,
+) -> RunConfig:
+    """Validate `data` as `model`; validators that check plugin names read `registry` from
+    the validation context (never a global)."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"registry": registry})
     except ValidationError as exc:
         raise ConfigValidationError(path, [_describe(model, err) for err in exc.errors()]) from None
 
@@ -312,7 +361,7 @@ def load_config(
     if not isinstance(recipe_name, str):
         raise ConfigValidationError(path, [("recipe", f"must be a string, got {recipe_name!r}")])
     recipe = registry.recipe(recipe_name)
-    return validate(data, recipe.config_model, path)
+    return validate(data, recipe.config_model, path, registry)
 
 
 def _describe(model: type[BaseModel], err: Any) -> tuple[str, str]:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from magpie_hub.errors import BuildLockedError
+from magpie_hub.errors import BuildFolderError, BuildLockedError
 
 ORPHAN_GRACE_SECONDS = 10.0
 """How long to wait for the workers of a writer that has ended to let go."""
@@ -29,6 +29,10 @@ _held: dict[tuple[int, int], list[int]] = {}
 @contextmanager
 def hold(root: Path) -> Iterator[None]:
     """Hold `root`'s writer lock for the block (the folder is created if missing)."""
+    if root.exists() and not root.is_dir():
+        raise BuildFolderError(
+            root, "is a file, not a folder", hint="Pass a folder (new or a build) as --out."
+        )
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     st = root.stat()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 from dataclasses import dataclass
@@ -58,7 +59,9 @@ def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPla
     recipe = registry.recipe(config.recipe)
     engine = registry.engine(config.engine.name)
     model = engine.inspect_model(config.engine)
-    _prompt_format(config, model, None)  # a model without a usable chat template fails here
+    fmt = _prompt_format(config, model, None)  # no usable chat template: fails here
+    if recipe.check:
+        recipe.check(config, fmt)
     _check_first_token_bans(config, engine.make_llm(config.engine, model))
     extras = {}
     for name, cfg in config.extra_engines().items():
@@ -117,37 +120,30 @@ def generate(
 
 
 def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -> GenerateResult:
-    """Run the planned pipeline, then consolidate the shards and write the manifest."""
+    """Run the planned pipeline (topped up with new rows while target `kept` is short),
+    then consolidate the shards and write the manifest."""
     config, folder, model, engine = plan.config, plan.folder, plan.model, plan.engine
     started = time.monotonic()
-    if plan.todo:
-        ctx = BuildContext(
-            config=config,
-            model=model,
-            format=plan.format,
-            make_llm=lambda: engine.make_llm(config.engine, model),
-            row_indices=plan.todo,
-            chunk_dir=folder.chunks,
-            cache_dir=folder.cache,
-            extra_models={name: info for name, (_, info) in plan.extras.items()},
-            make_extra_llm=partial(_make_extra_llm, plan),
-        )
-        pipeline = plan.recipe.build_pipeline(ctx)
-        identity = _identity(config, model, plan.extras)
-        folder.write_manifest(
-            {**plan.previous, **identity, "render_date": plan.render_date, "status": "running"}
-        )
-        settled = lambda: len(folder.chunk_state().settled)  # noqa: E731
-        run_pipeline(pipeline, settled, config.num_rows, on_progress)
+    attempts = config.num_rows
+    while True:
+        if todo := folder.pending(attempts):
+            _run_rows(plan, todo, attempts, on_progress)
+        kept = sum(1 for i in folder.chunk_state().written if i < attempts)
+        if folder.pending(attempts) or kept >= config.num_rows:
+            break  # interrupted, or enough rows
+        if attempts >= config.attempt_limit():
+            break
+        attempts = _more_attempts(attempts, kept, config)
     elapsed = time.monotonic() - started
 
     state = folder.chunk_state()
-    folder.consolidate(plan.recipe.features, config.num_rows)
-    written = len([i for i in state.written if i < config.num_rows])
-    pending = len(folder.pending(config.num_rows))
+    keep = config.num_rows if config.target == "kept" else None
+    folder.consolidate(plan.recipe.features, attempts, keep=keep)
+    written = min(sum(1 for i in state.written if i < attempts), keep or attempts)
+    pending = len(folder.pending(attempts))
     views = plan.recipe.views(folder.rows(), config) if plan.recipe.views and not pending else {}
     if on_progress:
-        on_progress(config.num_rows - pending, config.num_rows)
+        on_progress(attempts - pending, attempts)
     total_seconds = plan.previous.get("timings", {}).get("total_seconds", 0.0) + elapsed
     manifest = {
         **_identity(config, model, plan.extras),
@@ -175,8 +171,11 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
         "seed": config.seed,
         "counts": {
             "requested": config.num_rows,
+            "target": config.target,
+            "attempted": attempts,
+            "extra_attempts": attempts - config.num_rows,
             "generated": written,
-            "dropped": sum(1 for i in state.dropped if i < config.num_rows),
+            "dropped": sum(1 for i in state.dropped if i < attempts),
             "dropped_by_reason": state.dropped_by_reason(),
             "pending": pending,
         },
@@ -193,6 +192,41 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
     }
     folder.write_manifest(manifest)
     return GenerateResult(out=folder.root, manifest=manifest, log_dir=folder.cache)
+
+
+def _run_rows(
+    plan: BuildPlan, todo: list[int], attempts: int, on_progress: ProgressCallback | None
+) -> None:
+    """One pipeline run over the row indices `todo`."""
+    config, folder, model, engine = plan.config, plan.folder, plan.model, plan.engine
+    ctx = BuildContext(
+        config=config,
+        model=model,
+        format=plan.format,
+        make_llm=lambda: engine.make_llm(config.engine, model),
+        row_indices=todo,
+        chunk_dir=folder.chunks,
+        cache_dir=folder.cache,
+        extra_models={name: info for name, (_, info) in plan.extras.items()},
+        make_extra_llm=partial(_make_extra_llm, plan),
+    )
+    pipeline = plan.recipe.build_pipeline(ctx)
+    identity = _identity(config, model, plan.extras)
+    previous = folder.read_manifest() or plan.previous
+    folder.write_manifest(
+        {**previous, **identity, "render_date": plan.render_date, "status": "running"}
+    )
+    settled = lambda: len(folder.chunk_state().settled)  # noqa: E731
+    run_pipeline(pipeline, settled, attempts, on_progress)
+
+
+def _more_attempts(attempts: int, kept: int, config: RunConfig) -> int:
+    """How many row indices to attempt next for target `kept`: enough for the missing rows
+    at the keep rate seen so far, within `attempt_limit()`."""
+    missing = config.num_rows - kept
+    rate = kept / attempts if attempts else 0.0
+    extra = math.ceil(missing / rate) if rate > 0.1 else 2 * missing
+    return min(config.attempt_limit(), attempts + max(extra, missing))
 
 
 def _identity(

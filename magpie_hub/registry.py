@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from magpie_hub.errors import PluginError
 
 if TYPE_CHECKING:
     from distilabel.pipeline import Pipeline
@@ -14,6 +16,21 @@ if TYPE_CHECKING:
     from magpie_hub.config import EngineConfig, RunConfig
     from magpie_hub.engines.base import ModelInfo, RawTextLLM
     from magpie_hub.templates import PromptFormat
+
+
+C = TypeVar("C")
+
+
+def recipe_config(config: Any, model: type[C]) -> C:
+    """`config` narrowed to a recipe's config model (a recipe given another one is a bug in
+    the plugin that registered it, reported as such)."""
+    if not isinstance(config, model):
+        raise PluginError(
+            getattr(config, "recipe", "?"),
+            f"the recipe expected a {model.__name__} config, got {type(config).__name__}",
+            hint="Register the recipe with its own config model (`Recipe.config_model`).",
+        )
+    return config
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,10 @@ class BuildContext:
         """The configured template (`auto` or a preset) resolved for the inspected model."""
         return self.format
 
+    def recipe_config(self, model: type[C]) -> C:
+        """The config as the recipe's own model; a `PluginError` if another reached it."""
+        return recipe_config(self.config, model)
+
     def row_source(self, name: str = "rows") -> LoadDataFromDicts:
         """The pipeline's first step: one `{"row_index": i}` per row still to generate."""
         from distilabel.steps import LoadDataFromDicts
@@ -66,6 +87,9 @@ class Recipe:
     """`datasets.Features` of the rows the recipe writes."""
     views: Callable[[list[dict[str, Any]], RunConfig], dict[str, View]] | None = None
     """Derived views of the finished rows, each written as its own config (data/<name>/)."""
+    check: Callable[[RunConfig, PromptFormat], None] | None = None
+    """Refuses a config the resolved prompt format cannot serve (raises our errors); runs
+    before the build folder is touched."""
     plugin: str = field(default="", compare=False)
 
 

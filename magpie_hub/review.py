@@ -259,13 +259,11 @@ def _pull(folder: BuildFolder, dataset: str, workspace: str, client: Any) -> Rev
         merged[f"{r['uuid']}|{r['user']}|{r['question']}"] = r
     write_json(archive, dict(sorted(merged.items())), indent=1)
 
-    import pyarrow.parquet as pq
     from datasets import Features
 
     from magpie_hub.review_view import reviewed_view
 
-    shard = folder.shards()[0]
-    features = Features.from_arrow_schema(pq.read_schema(shard))
+    features = Features.from_arrow_schema(folder.schema())
     view = reviewed_view(folder.rows(), list(merged.values()), features)
     counts = folder.write_views({"reviewed": view})
     manifest.setdefault("views", {}).update(counts)

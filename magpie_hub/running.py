@@ -39,7 +39,19 @@ def run_pipeline(
     disable_progress_bar()  # distilabel loads its leaf output with `datasets` at the end
     clear_distilabel_cache(pipeline)
     with _Poll(done, total, on_progress), stdout_to_stderr(), die_with_parent():
-        pipeline.run(use_cache=False)
+        try:
+            pipeline.run(use_cache=False)
+        except RuntimeError as exc:
+            if "Failed to load all the steps" not in str(exc):
+                raise
+            from magpie_hub.errors import EngineError
+
+            log = pipeline._cache_location["log_file"]
+            raise EngineError(
+                "a pipeline step could not load its model (the file loads no weights, the "
+                "engine ran out of memory, or the engine is broken)",
+                hint=f"The first error is in the log, {log}; check engine.model and re-run.",
+            ) from exc
 
 
 WATCH_SECONDS = 0.5

@@ -236,6 +236,8 @@ def _turn_pieces(template: ChatTemplate, model: str) -> _Turns:
 def _render(
     template: ChatTemplate, messages: list[dict[str, str]], add_generation_prompt: bool, model: str
 ) -> str:
+    import jinja2
+
     try:
         return template.render(messages, add_generation_prompt=add_generation_prompt)
     except TemplateRaised as exc:
@@ -244,6 +246,15 @@ def _render(
             f"the chat template refused {[m['role'] for m in messages]}: {exc}",
             hint='Name a preset instead, e.g. `engine.template = "chatml"` '
             f"(presets: {', '.join(PRESETS)}).",
+        ) from exc
+    except jinja2.TemplateError as exc:  # a syntax error, an undefined name, ...
+        line = getattr(exc, "lineno", None)
+        where = f" (line {line})" if line else ""
+        raise ChatTemplateError(
+            model,
+            f"the chat template cannot be rendered: {type(exc).__name__}{where}: {exc}",
+            hint="Fix the template, or name a preset instead, e.g. "
+            f'`engine.template = "chatml"` (presets: {", ".join(PRESETS)}).',
         ) from exc
 
 

@@ -13,10 +13,11 @@ from pydantic import field_validator
 from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
 from magpie_hub.errors import UnknownNameError
 from magpie_hub.hookspecs import hookimpl
-from magpie_hub.registry import BuildContext, Recipe, ReviewSpec
+from magpie_hub.registry import BuildContext, Recipe, ReviewSpec, recipe_config
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 from magpie_hub.system_prompts import SystemPromptSpec, expand
 from magpie_hub.tasks import GenerateInstruction, GenerateResponse
+from magpie_hub.templates import PromptFormat
 
 INSTRUCTION_FEATURES = sampling_features(InstructionSampling)
 RESPONSE_FEATURES = sampling_features(ResponseSampling)
@@ -70,13 +71,16 @@ class MagpieConfig(RunConfig):
         return value
 
 
+def check_system_prompts(config: RunConfig, fmt: PromptFormat) -> None:
+    """Every system prompt of the mix renders (a preset cannot render one)."""
+    for _, prompt, _ in expand(recipe_config(config, MagpieConfig).system_prompt):
+        fmt.next_user_prompt([], prompt)
+
+
 def build_pipeline(ctx: BuildContext) -> Pipeline:
-    cfg = ctx.config
-    assert isinstance(cfg, MagpieConfig)
+    cfg = ctx.recipe_config(MagpieConfig)
     fmt = ctx.prompt_format()
     choices = expand(cfg.system_prompt)
-    for _, prompt, _ in choices:  # a preset cannot render a system prompt: fail before work
-        fmt.next_user_prompt([], prompt)
     gen_config = {
         "seed": cfg.seed,
         "instruction": cfg.instruction.model_dump(),
@@ -124,6 +128,7 @@ def register_recipes(register: Callable[[Recipe], None]) -> None:
             build_pipeline=build_pipeline,
             starter_config=(Path(__file__).with_suffix(".toml")).read_text(encoding="utf-8"),
             features=FEATURES,
+            check=check_system_prompts,
         )
     )
 

@@ -80,8 +80,7 @@ class MagpieMTConfig(RunConfig):
 
 
 def build_pipeline(ctx: BuildContext) -> Pipeline:
-    cfg = ctx.config
-    assert isinstance(cfg, MagpieMTConfig)
+    cfg = ctx.recipe_config(MagpieMTConfig)
     fmt = ctx.prompt_format()
     if fmt.chat_template is None:
         raise ChatTemplateError(

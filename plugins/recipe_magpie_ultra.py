@@ -16,16 +16,28 @@ from typing import Any, Literal
 
 from datasets import Features, Value
 from distilabel.pipeline import Pipeline
-from magpie_hub_plugins.recipe_magpie import INSTRUCTION_FEATURES, RESPONSE_FEATURES, MagpieConfig
+from magpie_hub_plugins.recipe_magpie import (
+    INSTRUCTION_FEATURES,
+    RESPONSE_FEATURES,
+    MagpieConfig,
+    check_system_prompts,
+)
 from magpie_hub_plugins.recipe_magpie_mt import MAGPIE_MT_SYSTEM_PROMPT
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from magpie_hub.card import CardContext
 from magpie_hub.config import EngineConfig, ResponseSampling, RunConfig, ScorerConfig, StrictModel
 from magpie_hub.errors import ConfigError, UnknownNameError
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.plugins import get_registry
-from magpie_hub.registry import BuildContext, CardSection, Recipe, ReviewSpec, View
+from magpie_hub.registry import (
+    BuildContext,
+    CardSection,
+    Recipe,
+    ReviewSpec,
+    View,
+    recipe_config,
+)
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 from magpie_hub.system_prompts import expand
 from magpie_hub.tasks import (
@@ -125,9 +137,12 @@ class UltraConfig(MagpieConfig):
 
     @field_validator("scorer")
     @classmethod
-    def _known_scorer(cls, value: ScorerConfig) -> ScorerConfig:
+    def _known_scorer(cls, value: ScorerConfig, info: ValidationInfo) -> ScorerConfig:
+        registry = (info.context or {}).get("registry")
+        if registry is None:  # validated outside load_config: checked when the pipeline is built
+            return value
         try:
-            get_registry().scorer(value.name)
+            registry.scorer(value.name)
         except UnknownNameError as exc:
             raise ValueError(f"{exc} ({exc.hint})") from None
         return value
@@ -151,8 +166,7 @@ def urial_template(cfg: UltraConfig) -> UrialTemplate:
 
 
 def build_pipeline(ctx: BuildContext) -> Pipeline:
-    cfg = ctx.config
-    assert isinstance(cfg, UltraConfig)
+    cfg = ctx.recipe_config(UltraConfig)
     fmt = ctx.prompt_format()
     choices = expand(cfg.system_prompt)
     base_info = ctx.extra_models["base"]
@@ -232,7 +246,7 @@ def gen_config(cfg: UltraConfig) -> dict[str, Any]:
 
 def views(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, View]:
     """`sft` (every pair's instruct side) and `dpo` (chosen/rejected by score)."""
-    assert isinstance(cfg, UltraConfig)
+    cfg = recipe_config(cfg, UltraConfig)
     sft = [{k: r[k] for k in SFT_FEATURES} for r in rows]
     dpo, dropped = [], {"tie": 0, "missing_score": 0}
     for r in rows:
@@ -303,6 +317,7 @@ def register_recipes(register: Callable[[Recipe], None]) -> None:
             starter_config=Path(__file__).with_suffix(".toml").read_text(encoding="utf-8"),
             features=FEATURES,
             views=views,
+            check=check_system_prompts,
         )
     )
 

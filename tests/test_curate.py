@@ -108,6 +108,7 @@ def test_a_tag_with_no_duplicates_loses_nothing(cli, tmp_path: Path) -> None:
         ("reward_missing", "model not found: /nowhere/rm"),
         ("not_generated", "not a build folder (no manifest.json)"),
         ("running", "the build is running, not complete"),
+        ("no_shards", "the build has no rows on disk (no data/*.parquet)"),
         ("no_section", "has no [curate] section"),
         ("bad_field", "curate.batch_size"),
     ],
@@ -139,6 +140,9 @@ def test_bad_input_gives_one_clear_message_and_leaves_the_build(cli, tmp_path, s
         taggers, extra = ["reward"], '[curate.reward]\nmodel = "/nowhere/rm"\n'
     elif setup == "not_generated":
         (build / "manifest.json").unlink()
+    elif setup == "no_shards":  # damaged by hand: the manifest says complete, data/ is gone
+        for shard in (build / "data").glob("*.parquet"):
+            shard.unlink()
     elif setup == "running":
         manifest = json.loads((build / "manifest.json").read_text())
         (build / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))

@@ -140,3 +140,34 @@ def test_every_hook_is_documented() -> None:
     doc = (REPO / "CONTRIBUTING.md").read_text()
     for hook in _hook_names():
         assert f"`{hook}(" in doc, f"hook {hook} is not documented in CONTRIBUTING.md"
+
+
+def test_a_recipe_given_another_config_model_gets_a_plugin_error() -> None:
+    """Recipes narrowed their config with `assert` (an AssertionError, or nothing under -O)."""
+    from magpie_hub_plugins.recipe_magpie import MagpieConfig
+
+    from magpie_hub.config import RunConfig
+    from magpie_hub.errors import PluginError
+    from magpie_hub.registry import recipe_config
+
+    with pytest.raises(PluginError, match="expected a MagpieConfig config, got RunConfig"):
+        recipe_config(RunConfig(), MagpieConfig)
+    config = MagpieConfig()
+    assert recipe_config(config, MagpieConfig) is config
+
+
+def test_scorer_names_are_checked_against_the_registry_load_config_was_given(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The validator reads the registry from the validation context, not a global."""
+    from magpie_hub_plugins.recipe_magpie_ultra import UltraConfig
+
+    from magpie_hub.config import load_config, validate
+    from magpie_hub.errors import ConfigValidationError
+    from magpie_hub.plugins import get_registry
+
+    path = tmp_path / "c.toml"
+    path.write_text('recipe = "magpie-ultra"\n[scorer]\nname = "nope"\n')
+    with pytest.raises(ConfigValidationError) as caught:
+        load_config(path, get_registry())
+    assert caught.value.field == "scorer" and "unknown scorer 'nope'" in str(caught.value)
+    # without a registry (a config built in code) the name is checked when the pipeline is
+    assert validate({"recipe": "magpie-ultra", "scorer": {"name": "nope"}}, UltraConfig)

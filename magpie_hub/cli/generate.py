@@ -49,6 +49,14 @@ def generate_command(
     num_rows: Annotated[
         int | None, typer.Option("--num-rows", "-n", help="Override num_rows.")
     ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            help="attempts: -n rows are attempted (drops are not replaced); kept: new rows "
+            "are attempted until -n are kept (at most max_attempts).",
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Discard a build made from a different config.")
     ] = False,
@@ -56,7 +64,8 @@ def generate_command(
     as_json: AsJson = False,
 ) -> None:
     """Generate a dataset into a build folder; re-run to continue an interrupted build."""
-    cfg = load_config(config, get_registry(), overrides=overrides or [], num_rows=num_rows)
+    sets = [*(overrides or []), *([f"target={target}"] if target else [])]
+    cfg = load_config(config, get_registry(), overrides=sets, num_rows=num_rows)
     with BuildFolder(out_dir).writer():
         result = _run(plan_build(cfg, out_dir, force=force), quiet or as_json)
     summary = summarize(result)
@@ -107,6 +116,7 @@ def summarize(result: GenerateResult) -> dict[str, Any]:
         "model": m["model"]["id"],
         "engine": m["model"]["engine"],
         **{k: m["counts"][k] for k in ("requested", "generated", "dropped", "pending")},
+        "attempted": m["counts"].get("attempted", m["counts"]["requested"]),
         "dropped_by_reason": m["counts"]["dropped_by_reason"],
         "seconds": m["timings"]["total_seconds"],
         "rows_per_second": m["timings"]["rows_per_second"],
@@ -122,6 +132,7 @@ def summary_table(s: dict[str, Any]) -> Table:
         ("build folder", s["out"]),
         ("recipe / model", f"{s['recipe']} / {s['model']} ({s['engine']})"),
         ("requested", str(s["requested"])),
+        *([("attempted", str(s["attempted"]))] if s["attempted"] != s["requested"] else []),
         ("generated", str(s["generated"])),
         ("dropped", f"{s['dropped']}" + (f" ({dropped})" if dropped else "")),
         ("pending", str(s["pending"])),

@@ -73,10 +73,7 @@ def plan_curate(
     for tagger in taggers:
         if tagger.check:
             tagger.check(config)
-    shards = folder.shards()
-    if not shards:
-        raise BuildFolderError(build, "the build has no rows to curate")
-    base_columns = _base_columns(manifest, shards[0], registry.taggers.values())
+    base_columns = _base_columns(folder.schema(), registry.taggers.values())
     if "instruction" not in base_columns:
         raise BuildFolderError(
             build, "the rows have no `instruction` column", hint="Curate works on instruction data."
@@ -93,12 +90,10 @@ def plan_curate(
     )
 
 
-def _base_columns(manifest: dict[str, Any], shard: Path, taggers: Any) -> list[str]:
-    """The generated columns: the shard's columns minus any tag column of an earlier run."""
-    import pyarrow.parquet as pq
-
+def _base_columns(schema: Any, taggers: Any) -> list[str]:
+    """The generated columns: the rows' columns minus any tag column of an earlier run."""
     tag_columns = {c for t in taggers for c in t.columns}
-    return [c for c in pq.read_schema(shard).names if c not in tag_columns]
+    return [c for c in schema.names if c not in tag_columns]
 
 
 def _with_judge(config: CurateConfig, ctx: TagContext) -> tuple[dict[str, Any], TagContext]:
@@ -272,6 +267,4 @@ def _write(
 
 
 def _schema(folder: BuildFolder) -> Any:
-    import pyarrow.parquet as pq
-
-    return pq.read_schema(folder.shards()[0])
+    return folder.schema()

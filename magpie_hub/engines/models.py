@@ -139,10 +139,18 @@ def load_chat_template(source: Path) -> ChatTemplate | None:
         return inspect_gguf(source, None, None).chat_template
     if source.is_dir():
         return inspect_hf_folder(source, None).chat_template
-    if source.suffix == ".jinja":
-        return ChatTemplate(source.read_text())
     try:
-        tok_cfg = json.loads(source.read_text())
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelFileError(
+            str(source),
+            "cannot be read as UTF-8 text",
+            hint="Give a .jinja chat template or a tokenizer_config.json in UTF-8.",
+        ) from exc
+    if source.suffix == ".jinja":
+        return ChatTemplate(text)
+    try:
+        tok_cfg = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"not a tokenizer_config.json ({exc})",
@@ -178,5 +186,12 @@ def hf_model_folder(cfg: EngineConfig) -> Path:
             cfg.model,
             hint="The transformers engine takes a model folder (config.json, tokenizer, "
             'weights); for a .gguf file use `engine.name = "llamacpp"`.',
+        )
+    if not (path / "config.json").is_file():
+        raise ModelFileError(
+            cfg.model,
+            "is a folder without config.json, not a transformers model",
+            hint="Point engine.model at a folder written by `save_pretrained` (config.json, "
+            "tokenizer, weights), or a Hub id.",
         )
     return path
