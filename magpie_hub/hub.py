@@ -92,12 +92,12 @@ def push(
     api = HfApi(token=token)
     call = _Caller(repo_id, retries, backoff)
 
+    call(api.whoami)  # reachable, and the token is good: before anything is written
     tree = (
         read_release(BuildFolder(build).release)
         if staged
         else stage_release(build, BuildFolder(build).release, repo_id=repo_id, tag=tag)
     )
-    call(api.whoami)
     kind = "dataset"
     url = call(lambda: api.create_repo(repo_id, repo_type=kind, private=private, exist_ok=True))
     info = call(lambda: api.repo_info(repo_id, repo_type=kind))
