@@ -50,6 +50,12 @@ def connect(api_url: str | None = None, api_key: str | None = None) -> Any:
 
     url = api_url or os.environ.get("ARGILLA_API_URL")
     key = api_key or os.environ.get("ARGILLA_API_KEY")
+    if url and not key:
+        raise ReviewError(
+            f"no API key for the Argilla server at {url}",
+            hint="Set ARGILLA_API_KEY to the key of an owner or admin "
+            "(`scripts/argilla-server.sh start` prints it for a local server).",
+        )
     if not url or not key:
         raise ReviewError(
             "no Argilla server configured",

@@ -737,7 +737,7 @@ def review_push_url_without_key(env: Env) -> Case:
     no_argilla(env)
     env.mp.setenv("ARGILLA_API_URL", f"http://127.0.0.1:{free_port()}")
     args = ["review", "push", str(env.build), "--dataset", "d"]
-    return Case(args, "ARGILLA_API_KEY")
+    return Case(args, "no API key for the Argilla server at http://127.0.0.1:")
 
 
 @case()
