@@ -72,15 +72,21 @@ def _prompts(log: Path) -> list[str]:
     return [json.loads(line)["prompt"] for line in lines]
 
 
+def _generate(cli, model: Path, tmp_path: Path, monkeypatch, day: str | None):  # type: ignore[no-untyped-def]
+    """Generate 2 rows with the dated template; (config, build, the prompt log)."""
+    log = tmp_path / "prompts.jsonl"
+    monkeypatch.setenv("MAGPIE_HUB_LOG_PROMPTS", str(log))
+    config = _dated_config(tmp_path / "c.toml", model, 2, day)
+    build = tmp_path / "build"
+    assert cli("generate", str(config), "--out", str(build), "-q").exit_code == 0
+    return config, build, log
+
+
 @pytest.mark.slow
 def test_a_build_keeps_its_day_on_resume_and_records_it(  # type: ignore[no-untyped-def]
     cli, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = tmp_path / "prompts.jsonl"
-    monkeypatch.setenv("MAGPIE_HUB_LOG_PROMPTS", str(log))
-    config = _dated_config(tmp_path / "c.toml", tiny_model, 2, None)
-    build = tmp_path / "build"
-    assert cli("generate", str(config), "--out", str(build), "-q").exit_code == 0
+    config, build, log = _generate(cli, tiny_model, tmp_path, monkeypatch, None)
     manifest = json.loads((build / "manifest.json").read_text())
     assert manifest["render_date"] == date.today().isoformat()
     today = date.today().strftime("%d %b %Y")
@@ -106,11 +112,7 @@ def test_a_build_keeps_its_day_on_resume_and_records_it(  # type: ignore[no-unty
 def test_the_configured_day_is_used(  # type: ignore[no-untyped-def]
     cli, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = tmp_path / "prompts.jsonl"
-    monkeypatch.setenv("MAGPIE_HUB_LOG_PROMPTS", str(log))
-    config = _dated_config(tmp_path / "c.toml", tiny_model, 2, "2021-03-04")
-    build = tmp_path / "build"
-    assert cli("generate", str(config), "--out", str(build), "-q").exit_code == 0
+    _, build, log = _generate(cli, tiny_model, tmp_path, monkeypatch, "2021-03-04")
     assert json.loads((build / "manifest.json").read_text())["render_date"] == "2021-03-04"
     prompts = _prompts(log)
     assert prompts and all("Today Date: 04 Mar 2021<" in p for p in prompts)
