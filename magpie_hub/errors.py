@@ -149,6 +149,35 @@ class BuildLockedError(BuildFolderError):
         )
 
 
+class StorageError(MagpieHubError):
+    """The disk refused a write: full, read-only, or not ours to write."""
+
+    def __init__(self, path: str | None, message: str, *, hint: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message, hint=hint)
+
+    @classmethod
+    def from_os_error(cls, exc: OSError) -> StorageError | None:
+        """Our error for a disk-level `OSError`; None for any other OSError (a bug)."""
+        import errno
+
+        path = exc.filename if isinstance(exc.filename, str) else None
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return cls(
+                path,
+                "no space left on the device",
+                hint="Free some space (or use another --out), then re-run the same command: "
+                "what was committed before is kept.",
+            )
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return cls(
+                path,
+                f"cannot write here ({exc.strerror})",
+                hint="Use a folder you can write to, or fix its permissions.",
+            )
+        return None
+
+
 class ImportSourceError(MagpieHubError):
     """`magpie-hub import` cannot use its source: missing, unreadable, or of the wrong shape."""
 

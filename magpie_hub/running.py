@@ -40,7 +40,8 @@ def run_pipeline(
     clear_distilabel_cache(pipeline)
     with _Poll(done, total, on_progress), stdout_to_stderr(), die_with_parent():
         try:
-            pipeline.run(use_cache=False)
+            with _disk_errors_raised():
+                pipeline.run(use_cache=False)
         except RuntimeError as exc:
             if "Failed to load all the steps" not in str(exc):
                 raise
@@ -52,6 +53,34 @@ def run_pipeline(
                 "engine ran out of memory, or the engine is broken)",
                 hint=f"The first error is in the log, {log}; check engine.model and re-run.",
             ) from exc
+
+
+@contextmanager
+def _disk_errors_raised() -> Iterator[None]:
+    """A full or read-only disk kills distilabel's bookkeeping threads (their tracebacks
+    would flood the terminal) and its log handler: keep the first such `OSError` quiet and
+    raise it once the run returns, for the CLI to report as one message."""
+    import logging
+
+    from magpie_hub.errors import StorageError
+
+    seen: list[OSError] = []
+    default_hook, raise_logging = threading.excepthook, logging.raiseExceptions
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        exc = args.exc_value
+        if isinstance(exc, OSError) and StorageError.from_os_error(exc) is not None:
+            seen.append(exc)
+        elif not seen:  # after a disk error, other threads die of it (EOFError, ...)
+            default_hook(args)
+
+    threading.excepthook, logging.raiseExceptions = hook, False
+    try:
+        yield
+    finally:
+        threading.excepthook, logging.raiseExceptions = default_hook, raise_logging
+    if seen:
+        raise seen[0]
 
 
 WATCH_SECONDS = 0.5

@@ -20,7 +20,7 @@ from magpie_hub.cli import publish as publish_cmd
 from magpie_hub.cli import review as review_cmd
 from magpie_hub.cli import templates as templates_cmd
 from magpie_hub.cli.output import err
-from magpie_hub.errors import MagpieHubError
+from magpie_hub.errors import MagpieHubError, StorageError
 
 DEBUG_ENV = "MAGPIE_HUB_DEBUG"
 
@@ -75,6 +75,17 @@ def _warn_plugin_failures() -> None:
 def main(argv: list[str] | None = None) -> None:
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
+        _run(argv)
+    except OSError as exc:  # the disk said no: one message, like our own errors
+        storage = StorageError.from_os_error(exc)
+        if storage is None or debug:
+            raise
+        _report(storage, debug)
+
+
+def _run(argv: list[str] | None) -> None:
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    try:
         app = make_app()
         if "plugins" not in (argv if argv is not None else sys.argv[1:]):
             _warn_plugin_failures()
@@ -85,13 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     except MagpieHubError as exc:
         if debug:
             raise
-        # Messages name config sections such as [curate]: never read them as markup.
-        err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
-        if exc.hint:
-            err.print(f"[bold]Hint:[/] {escape(exc.hint)}", highlight=False)
-        if not debug:
-            err.print(f"[dim](set {DEBUG_ENV}=1 for a traceback)[/]")
-        sys.exit(getattr(exc, "exit_code", 1))
+        _report(exc, debug)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -108,3 +113,14 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("Interrupted.")
         sys.exit(130)
+
+
+def _report(exc: MagpieHubError, debug: bool) -> None:
+    """One message, the hint, then exit; the one place errors reach the user."""
+    # Messages name config sections such as [curate]: never read them as markup.
+    err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
+    if exc.hint:
+        err.print(f"[bold]Hint:[/] {escape(exc.hint)}", highlight=False)
+    if not debug:
+        err.print(f"[dim](set {DEBUG_ENV}=1 for a traceback)[/]")
+    sys.exit(getattr(exc, "exit_code", 1))
