@@ -8,6 +8,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What the HTTP clients raise when a server cannot be reached (httpx for
+    huggingface_hub and Argilla's SDK, requests for older code paths, the OS's own)."""
+    import httpx
+    import requests
+
+    return (
+        httpx.TransportError,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
+def in_chain(exc: BaseException, kind: type | tuple[type[BaseException], ...]) -> Any:
+    """The first exception of `kind` in `exc`'s cause chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class MagpieHubError(Exception):

@@ -21,6 +21,8 @@ from magpie_hub.errors import (
     HubError,
     HubNetworkError,
     HubPermissionError,
+    in_chain,
+    network_errors,
 )
 from magpie_hub.release import ReleaseTree, read_release, stage_release
 
@@ -177,14 +179,14 @@ class _Caller:
                 return fn()
             except Exception as exc:
                 # huggingface_hub wraps failed LFS uploads in a RuntimeError: look inside.
-                http = _in_chain(exc, HfHubHTTPError)
+                http = in_chain(exc, HfHubHTTPError)
                 if http is not None:
                     status = http.response.status_code if http.response is not None else None
                     if status in RETRIED and attempt < self.retries:
                         time.sleep(_retry_after(http) or self.backoff * 2**attempt)
                         continue
                     raise self._http_error(http, status) from exc
-                if _in_chain(exc, network_errors()) is not None:
+                if in_chain(exc, network_errors()) is not None:
                     raise HubNetworkError(
                         self.repo_id,
                         f"cannot reach the Hub ({type(exc).__name__}: {exc})",
@@ -226,28 +228,3 @@ def _retry_after(exc: Any) -> float | None:
 RETRIED = {429, 502, 503, 504}
 """Statuses retried with backoff: rate limits, and gateways that never reached the Hub (a
 500 may have been applied, so it is reported, not repeated)."""
-
-
-def network_errors() -> tuple[type[BaseException], ...]:
-    """What the Hub clients raise when the Hub cannot be reached (httpx for huggingface_hub,
-    requests for older code paths, the OS's own)."""
-    import httpx
-    import requests
-
-    return (
-        httpx.TransportError,
-        requests.exceptions.ConnectionError,
-        requests.exceptions.Timeout,
-        ConnectionError,
-        TimeoutError,
-    )
-
-
-def _in_chain(exc: BaseException, kind: type | tuple[type[BaseException], ...]) -> Any:
-    """The first exception of `kind` in `exc`'s cause chain."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, kind):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None

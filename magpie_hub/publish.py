@@ -245,7 +245,7 @@ def _tag_exists(repo: str, tag: str, commit: str | None) -> bool:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    from magpie_hub.hub import network_errors
+    from magpie_hub.errors import network_errors
 
     expected: tuple[type[BaseException], ...] = (HfHubHTTPError, *network_errors())
     try:

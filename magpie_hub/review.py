@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from magpie_hub.build import BuildFolder, read_json, write_json
-from magpie_hub.errors import ReviewError
+from magpie_hub.errors import ReviewError, in_chain, network_errors
 from magpie_hub.plugins import get_registry
 
 DEFAULT_WORKSPACE = "magpie-hub"
@@ -157,8 +158,6 @@ def review_push(
     on_progress: Progress | None = None,
 ) -> ReviewPush:
     """Push (a sample of) BUILD's rows as records; rows already in the dataset are skipped."""
-    import argilla as rg
-
     manifest = BuildFolder(build).complete_manifest()
     spec = _spec(manifest)
     rows = stratified_sample(BuildFolder(build).rows(), sample, stratify_by, seed)
@@ -168,24 +167,51 @@ def review_push(
     )
     present = {str(r.id) for r in ds.records(with_suggestions=False, with_vectors=False)}
     new = [spec.record(row) for row in rows if row["uuid"] not in present]
-    for start in range(0, len(new), 256):
-        batch = new[start : start + 256]
-        ds.records.log(
-            [
-                rg.Record(
-                    id=r["id"],
-                    fields=r["fields"],
-                    metadata=r["metadata"],
-                    vectors=r["vectors"] or None,
-                    suggestions=[rg.Suggestion(q, v, agent=a) for q, v, a in r["suggestions"]],
-                )
-                for r in batch
-            ]
-        )
+    for start in range(0, len(new), PUSH_BATCH):
+        batch = new[start : start + PUSH_BATCH]
+        with _server_lost(client.api_url, start, len(new)):
+            _log(ds, batch)
         if on_progress:
             on_progress(start + len(batch), len(new))
     url = f"{client.api_url.rstrip('/')}/dataset/{ds.id}/annotation-mode"
     return ReviewPush(dataset, workspace, url, len(new), len(rows) - len(new), len(rows))
+
+
+PUSH_BATCH = 256
+"""Records per request; a push that stops keeps every batch the server acknowledged."""
+
+
+@contextmanager
+def _server_lost(url: str, done: int, total: int) -> Iterator[None]:
+    """A server that stops answering mid-push is a `ReviewError` saying how far it got."""
+    try:
+        yield
+    except Exception as exc:
+        lost = in_chain(exc, network_errors())
+        if lost is None:
+            raise
+        raise ReviewError(
+            f"the Argilla server at {url} stopped answering after {done} of {total} new "
+            f"records ({type(lost).__name__})",
+            hint="Start it again and re-run the same command: records already pushed are skipped.",
+        ) from exc
+
+
+def _log(ds: Any, batch: list[dict[str, Any]]) -> None:
+    import argilla as rg
+
+    ds.records.log(
+        [
+            rg.Record(
+                id=r["id"],
+                fields=r["fields"],
+                metadata=r["metadata"],
+                vectors=r["vectors"] or None,
+                suggestions=[rg.Suggestion(q, v, agent=a) for q, v, a in r["suggestions"]],
+            )
+            for r in batch
+        ]
+    )
 
 
 def _spec(manifest: dict[str, Any]) -> Any:

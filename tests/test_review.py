@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -217,6 +218,36 @@ def test_a_thousand_record_push_completes(argilla, tmp_path) -> None:
     result = review_push(build, dataset, workspace="w5", create_workspace=True)
     assert result.added == 1000
     assert sum(1 for _ in argilla.datasets(dataset, workspace="w5").records()) == 1000
+
+
+def test_argilla_going_down_mid_push_then_a_rerun_pushes_only_the_rest(argilla, tmp_path) -> None:
+    from tcp_proxy import TcpProxy
+
+    from magpie_hub.review import PUSH_BATCH, connect
+
+    build = make_build(tmp_path / "b", PUSH_BATCH + 100, recipe="magpie")
+    dataset = name()
+    with TcpProxy(argilla.api_url) as proxy:
+        client = connect(proxy.url, os.environ["ARGILLA_API_KEY"])
+
+        def down_after_the_first_batch(done: int, total: int) -> None:
+            proxy.cut()
+
+        with pytest.raises(ReviewError) as caught:
+            review_push(
+                build,
+                dataset,
+                workspace="w8",
+                create_workspace=True,
+                client=client,
+                on_progress=down_after_the_first_batch,
+            )
+    message = str(caught.value)
+    assert f"stopped answering after {PUSH_BATCH} of {PUSH_BATCH + 100} new records" in message
+    assert "re-run the same command" in (caught.value.hint or "")
+    again = review_push(build, dataset, workspace="w8")
+    assert (again.added, again.already_there) == (100, PUSH_BATCH)
+    assert sum(1 for _ in argilla.datasets(dataset, workspace="w8").records()) == PUSH_BATCH + 100
 
 
 def test_a_plugin_recipe_reviews_with_its_own_settings(argilla, with_plugins, tmp_path) -> None:
