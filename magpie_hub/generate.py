@@ -81,7 +81,7 @@ def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPla
         extras=extras,
         resumed=resumed,
         previous=previous,
-        format=_prompt_format(config, model, day),
+        format=fmt if day is None else _prompt_format(config, model, day),
         render_date=day,
     )
 

@@ -67,11 +67,10 @@ def test_curate_and_import_are_refused_while_another_process_writes(cli, tmp_pat
     before = tree_digest(build)
     holder = _holder(build)
     try:
-        for args in (("curate", str(config), "--out", str(build)),):
-            result = cli(*args)
-            assert result.exit_code == 1, result.stderr
-            assert f"PID {holder.pid}" in result.stderr and "Hint:" in result.stderr
-            assert "Traceback" not in result.stderr
+        result = cli("curate", str(config), "--out", str(build))
+        assert result.exit_code == 1, result.stderr
+        assert f"PID {holder.pid}" in result.stderr and "Hint:" in result.stderr
+        assert "Traceback" not in result.stderr
         imported = tmp_path / "imported"
         imported.mkdir()
         other = _holder(imported)
