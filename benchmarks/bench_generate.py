@@ -26,7 +26,7 @@ from pathlib import Path
 
 def bench_magpie_hub(rows: int, itok: int, rtok: int, work: Path) -> tuple[float, int]:
     from magpie_hub.config import validate
-    from magpie_hub.generate import generate
+    from magpie_hub.generate.run import generate
     from magpie_hub.plugins import get_registry
 
     recipe = get_registry().recipe("magpie")
@@ -49,8 +49,8 @@ def bench_raw_engine(rows: int, itok: int, rtok: int) -> tuple[float, int]:
     from llama_cpp import Llama
 
     from magpie_hub.engines.models import inspect_gguf, resolve_path
+    from magpie_hub.prompts.templates import derive
     from magpie_hub.steps import check_instruction, row_seed
-    from magpie_hub.templates import derive
 
     path, model_id = resolve_path("embedded:smollm2")
     info = inspect_gguf(path, model_id, None)

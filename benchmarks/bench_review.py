@@ -61,7 +61,7 @@ def synthetic_build(folder: Path, n: int) -> Path:
 def main() -> None:
     import argilla as rg
 
-    from magpie_hub.review import connect, review_pull, review_push
+    from magpie_hub.review.sync import connect, review_pull, review_push
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1000)

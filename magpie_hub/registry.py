@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from magpie_hub.config import EngineConfig, RunConfig
     from magpie_hub.engines.base import ModelInfo, RawTextLLM
-    from magpie_hub.templates import PromptFormat
+    from magpie_hub.prompts.templates import PromptFormat
 
 
 C = TypeVar("C")
@@ -117,7 +117,7 @@ class Engine:
 
 @dataclass(frozen=True)
 class CardSection:
-    """A section of the dataset card: `render` gets the card context (see `magpie_hub.card`)
+    """A section of the dataset card: `render` gets the card context (see `magpie_hub.release.card`)
     and returns Markdown, or None to leave the section out of this card."""
 
     name: str

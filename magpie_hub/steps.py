@@ -20,7 +20,7 @@ from distilabel.steps import Step, StepInput
 from distilabel.typing import StepColumns, StepOutput
 
 from magpie_hub.build import atomic_write
-from magpie_hub.templates import PromptFormat
+from magpie_hub.prompts.templates import PromptFormat
 
 ROW_NAMESPACE = uuid.UUID("6d61676e-6965-4875-8262-726f77730000")
 ROLE_WORDS = {"user", "assistant", "system", "model", "human", "gpt"}

@@ -15,10 +15,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from magpie_hub.card import CardContext
 from magpie_hub.curate.labels import CATEGORIES, DIFFICULTY, QUALITY, SAFETY
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import CardSection
+from magpie_hub.release.card import CardContext
 
 CATEGORY_PLOT = "images/task-categories.png"
 REWARD_PLOT = "images/instruct-reward.png"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from magpie_hub.card import CardContext
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import CardSection
+from magpie_hub.release.card import CardContext
 
 
 def system_prompt_mix(ctx: CardContext) -> str | None:

@@ -156,7 +156,7 @@ def inspect_model(cfg: EngineConfig) -> ModelInfo:
     probe(cfg)
     template = load_chat_template(Path(cfg.tokenizer)) if cfg.tokenizer else None
     if cfg.chat_template:
-        from magpie_hub.chat_template import ChatTemplate
+        from magpie_hub.prompts.chat_template import ChatTemplate
 
         template = ChatTemplate(
             cfg.chat_template,

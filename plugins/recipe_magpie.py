@@ -12,12 +12,12 @@ from pydantic import field_validator
 
 from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
 from magpie_hub.errors import UnknownNameError
+from magpie_hub.generate.tasks import GenerateInstruction, GenerateResponse
 from magpie_hub.hookspecs import hookimpl
+from magpie_hub.prompts.system_prompts import SystemPromptSpec, expand
+from magpie_hub.prompts.templates import PromptFormat
 from magpie_hub.registry import BuildContext, Recipe, ReviewSpec, recipe_config
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
-from magpie_hub.system_prompts import SystemPromptSpec, expand
-from magpie_hub.tasks import GenerateInstruction, GenerateResponse
-from magpie_hub.templates import PromptFormat
 
 INSTRUCTION_FEATURES = sampling_features(InstructionSampling)
 RESPONSE_FEATURES = sampling_features(ResponseSampling)
@@ -135,7 +135,7 @@ def register_recipes(register: Callable[[Recipe], None]) -> None:
 
 @hookimpl
 def register_review_specs(register: Callable[[ReviewSpec], None]) -> None:
-    from magpie_hub.review_settings import single_record, single_settings
+    from magpie_hub.review.settings import single_record, single_settings
 
     register(ReviewSpec(name="magpie", settings=single_settings, record=single_record))
     # `magpie-hub import` builds: the same columns, so the same single-response review.

@@ -14,10 +14,10 @@ from pydantic import Field, model_validator
 
 from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
 from magpie_hub.errors import ChatTemplateError
+from magpie_hub.generate.tasks import GenerateConversation
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import BuildContext, Recipe, ReviewSpec
 from magpie_hub.steps import WriteChunks, prompt_fields
-from magpie_hub.tasks import GenerateConversation
 
 MAGPIE_MT_SYSTEM_PROMPT = (
     "You are a helpful AI assistant. The user will engage in a multi-round conversation with "
@@ -143,6 +143,6 @@ def register_recipes(register: Callable[[Recipe], None]) -> None:
 
 @hookimpl
 def register_review_specs(register: Callable[[ReviewSpec], None]) -> None:
-    from magpie_hub.review_settings import single_record, single_settings
+    from magpie_hub.review.settings import single_record, single_settings
 
     register(ReviewSpec(name="magpie-mt", settings=single_settings, record=single_record))

@@ -25,11 +25,18 @@ from magpie_hub_plugins.recipe_magpie import (
 from magpie_hub_plugins.recipe_magpie_mt import MAGPIE_MT_SYSTEM_PROMPT
 from pydantic import Field, ValidationInfo, field_validator
 
-from magpie_hub.card import CardContext
 from magpie_hub.config import EngineConfig, ResponseSampling, RunConfig, ScorerConfig, StrictModel
 from magpie_hub.errors import ConfigError, UnknownNameError
+from magpie_hub.generate.tasks import (
+    GenerateBaseResponse,
+    GenerateConversation,
+    GenerateInstruction,
+    GenerateResponse,
+)
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.plugins import get_registry
+from magpie_hub.prompts.system_prompts import expand
+from magpie_hub.prompts.urial import UrialTemplate, load_urial, template_markers
 from magpie_hub.registry import (
     BuildContext,
     CardSection,
@@ -38,15 +45,8 @@ from magpie_hub.registry import (
     View,
     recipe_config,
 )
+from magpie_hub.release.card import CardContext
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
-from magpie_hub.system_prompts import expand
-from magpie_hub.tasks import (
-    GenerateBaseResponse,
-    GenerateConversation,
-    GenerateInstruction,
-    GenerateResponse,
-)
-from magpie_hub.urial import UrialTemplate, load_urial, template_markers
 
 
 class BaseSampling(ResponseSampling):
@@ -329,6 +329,6 @@ def register_card_sections(register: Callable[[CardSection], None]) -> None:
 
 @hookimpl
 def register_review_specs(register: Callable[[ReviewSpec], None]) -> None:
-    from magpie_hub.review_settings import pair_record, pair_settings
+    from magpie_hub.review.settings import pair_record, pair_settings
 
     register(ReviewSpec(name="magpie-ultra", settings=pair_settings, record=pair_record))

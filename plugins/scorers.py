@@ -19,11 +19,11 @@ from pydantic import PrivateAttr
 
 from magpie_hub.config import ScorerConfig
 from magpie_hub.errors import ConfigError
+from magpie_hub.generate.tasks import _RawTextTask
 from magpie_hub.hookspecs import hookimpl
+from magpie_hub.prompts.templates import resolve
 from magpie_hub.registry import BuildContext, Scorer
 from magpie_hub.steps import prompt_fields
-from magpie_hub.tasks import _RawTextTask
-from magpie_hub.templates import resolve
 
 SCORE_COLUMNS = ["score", "score_base", "score_difference", "score_error", "scorer"]
 UNPARSEABLE = "unparseable_judge_output"

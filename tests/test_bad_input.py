@@ -64,7 +64,7 @@ class Env:
     @cached_property
     def imported(self) -> Path:
         """A build made by `import` from a good JSON-lines file."""
-        from magpie_hub.importer import import_build
+        from magpie_hub.generate.importer import import_build
 
         source = self.file("good.jsonl", json.dumps({"instruction": "Q", "response": "A"}) + "\n")
         self.made.append(import_build(str(source), self.tmp / "imported").out)

@@ -18,7 +18,7 @@ from magpie_hub_plugins.card_curation import verb_object, words
 from magpie_hub.build import BuildFolder
 from magpie_hub.curate.labels import CATEGORIES, DIFFICULTY, QUALITY, SAFETY
 from magpie_hub.registry import View
-from magpie_hub.release import stage_release
+from magpie_hub.release.tree import stage_release
 
 N = 60
 INSTRUCTIONS = [

@@ -17,7 +17,7 @@ from conftest import free_port, tiny_config, write_config
 from hub_emulator import Fault
 
 from magpie_hub.errors import HubAuthError, HubError, HubNetworkError, HubPermissionError
-from magpie_hub.hub import push
+from magpie_hub.release.hub import push
 
 pytestmark = pytest.mark.slow
 

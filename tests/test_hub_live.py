@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from datasets import load_dataset
 from huggingface_hub import HfApi
-from magpie_hub.hub import push
+from magpie_hub.release.hub import push
 
 build, repo = Path(sys.argv[1]), sys.argv[2]
 try:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from magpie_hub.errors import ImportSourceError
-from magpie_hub.importer import UUID_NAMESPACE, features, import_build
+from magpie_hub.generate.importer import UUID_NAMESPACE, features, import_build
 
 
 def rows_of(build: Path) -> list[dict[str, Any]]:

@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import write_config
 
-from magpie_hub.chat_template import ChatTemplate
 from magpie_hub.engines.base import Completion, RawTextLLM
+from magpie_hub.generate.tasks import GenerateConversation
+from magpie_hub.prompts.chat_template import ChatTemplate
+from magpie_hub.prompts.templates import derive
 from magpie_hub.steps import prompt_fields
-from magpie_hub.tasks import GenerateConversation
-from magpie_hub.templates import derive
 
 DATA = Path(__file__).parent / "data" / "chat_templates"
 SENTINEL = "<<next user message>>"

@@ -49,7 +49,7 @@ def test_the_reviewed_view_goes_out_as_a_config_under_a_new_tag(cli, hub, tiny_m
     from datasets import load_dataset
 
     from magpie_hub.build import BuildFolder
-    from magpie_hub.review_view import reviewed_view
+    from magpie_hub.review.view import reviewed_view
 
     config = write_config(tmp_path / "c.toml", tiny_config(tiny_model, num_rows=4))
     build = tmp_path / "build"

@@ -12,13 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import tiny_config, write_config
 
-from magpie_hub.chat_template import ChatTemplate
 from magpie_hub.config import load_config
 from magpie_hub.errors import ConfigValidationError
+from magpie_hub.generate.tasks import _RawTextTask
 from magpie_hub.plugins import get_registry
+from magpie_hub.prompts.chat_template import ChatTemplate
+from magpie_hub.prompts.templates import derive
 from magpie_hub.steps import prompt_fields
-from magpie_hub.tasks import _RawTextTask
-from magpie_hub.templates import derive
 
 DATED = (
     "{{ '<|im_start|>system\\nToday Date: ' + strftime_now('%d %b %Y') + '<|im_end|>\\n' }}"

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from magpie_hub.errors import ReviewError
-from magpie_hub.review import review_pull, review_push, review_status, stratified_sample
+from magpie_hub.review.sync import review_pull, review_push, review_status, stratified_sample
 
 pytestmark = pytest.mark.argilla
 
@@ -223,7 +223,7 @@ def test_a_thousand_record_push_completes(argilla, tmp_path) -> None:
 def test_argilla_going_down_mid_push_then_a_rerun_pushes_only_the_rest(argilla, tmp_path) -> None:
     from tcp_proxy import TcpProxy
 
-    from magpie_hub.review import PUSH_BATCH, connect
+    from magpie_hub.review.sync import PUSH_BATCH, connect
 
     build = make_build(tmp_path / "b", PUSH_BATCH + 100, recipe="magpie")
     dataset = name()

@@ -13,7 +13,7 @@ from conftest import write_config
 from magpie_hub.config import load_config
 from magpie_hub.errors import ConfigValidationError, UnknownNameError
 from magpie_hub.plugins import get_registry
-from magpie_hub.system_prompts import LIBRARY, WeightedPrompt, choose, expand
+from magpie_hub.prompts.system_prompts import LIBRARY, WeightedPrompt, choose, expand
 
 
 def test_expand_forms() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from magpie_hub.chat_template import ChatTemplate
-from magpie_hub.templates import PRESETS, derive
+from magpie_hub.prompts.chat_template import ChatTemplate
+from magpie_hub.prompts.templates import PRESETS, derive
 
 DATA = Path(__file__).parent / "data" / "chat_templates"
 SENTINEL = "<<user message here>>"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from magpie_hub.chat_template import ChatTemplate
 from magpie_hub.engines.models import inspect_hf_folder
 from magpie_hub.errors import ChatTemplateError
-from magpie_hub.templates import PRESETS, derive, resolve
+from magpie_hub.prompts.chat_template import ChatTemplate
+from magpie_hub.prompts.templates import PRESETS, derive, resolve
 
 SMOLLM2 = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from magpie_hub.templates import PRESETS
+from magpie_hub.prompts.templates import PRESETS
 
 DATA = Path(__file__).parent / "data" / "chat_templates"
 KEYS = {"pre_query_template", "user_to_assistant", "assistant_to_user", "stop", "preset"}

@@ -13,7 +13,7 @@ from magpie_hub_plugins.recipe_magpie_ultra import DPO_FEATURES, UltraConfig, vi
 from magpie_hub_plugins.scorers import pairwise_scores, parse_verdict
 
 from magpie_hub.errors import ConfigError
-from magpie_hub.urial import (
+from magpie_hub.prompts.urial import (
     UrialTemplate,
     clean_base_response,
     find_chat_tokens,
@@ -312,7 +312,7 @@ def test_a_plugin_scorer_runs_in_the_pipeline(cli, with_plugins, tmp_path) -> No
     for r in rows:
         assert r["scorer"] == "length" and r["score"] == len(r["response"])
         assert r["model_base"] == "echo/b"
-    from magpie_hub.release import stage_release
+    from magpie_hub.release.tree import stage_release
 
     tree = stage_release(tmp_path / "b", tmp_path / "rel", repo_id="a/b")
     assert list(tree.configs) == ["default", "dpo", "sft"]

@@ -23,7 +23,7 @@ from magpie_hub.build import BuildFolder
 from magpie_hub.cli.options import AsJson, Overrides, Quiet
 from magpie_hub.cli.output import err, out, print_json
 from magpie_hub.config import DEFAULT_CONFIG_NAME, load_config
-from magpie_hub.generate import BuildPlan, GenerateResult, plan_build, run_build
+from magpie_hub.generate.run import BuildPlan, GenerateResult, plan_build, run_build
 from magpie_hub.plugins import get_registry
 
 

@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from magpie_hub.cli.output import err, out, print_json
-from magpie_hub.hub import push, push_local
-from magpie_hub.release import stage_release
+from magpie_hub.release.hub import push, push_local
+from magpie_hub.release.tree import stage_release
 
 BuildArg = Annotated[Path, typer.Argument(help="A build folder made by `magpie-hub generate`.")]
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from magpie_hub.cli.output import out, print_json
-from magpie_hub.importer import ImportResult, import_build
+from magpie_hub.generate.importer import ImportResult, import_build
 
 
 def import_command(

@@ -11,7 +11,7 @@ from rich.table import Table
 from magpie_hub.cli.output import err, out, print_json
 from magpie_hub.config import load_config
 from magpie_hub.plugins import get_registry
-from magpie_hub.publish import publish
+from magpie_hub.release.publish import publish
 
 
 def publish_command(

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from magpie_hub.cli.output import err, out, print_json
-from magpie_hub.review import DEFAULT_WORKSPACE, review_pull, review_push, review_status
+from magpie_hub.review.sync import DEFAULT_WORKSPACE, review_pull, review_push, review_status
 
 app = typer.Typer(help="Human review in Argilla: push samples, follow progress, pull reviews.")
 

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from magpie_hub.cli.output import out, print_json
-from magpie_hub.templates import PRESETS, describe
+from magpie_hub.prompts.templates import PRESETS, describe
 
 app = typer.Typer(help="Pre-query templates: presets and derivation.", no_args_is_help=True)
 

@@ -22,9 +22,9 @@ from distilabel.typing import StepColumns, StepOutput
 
 from magpie_hub.build import atomic_write
 from magpie_hub.config import CurateConfig
+from magpie_hub.generate.tasks import _RawTextTask
+from magpie_hub.prompts.templates import PromptFormat
 from magpie_hub.steps import prompt_fields
-from magpie_hub.tasks import _RawTextTask
-from magpie_hub.templates import PromptFormat
 
 TODO = "_todo"
 """Row key: the taggers that still lack this row."""

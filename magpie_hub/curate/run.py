@@ -99,7 +99,7 @@ def _base_columns(schema: Any, taggers: Any) -> list[str]:
 def _with_judge(config: CurateConfig, ctx: TagContext) -> tuple[dict[str, Any], TagContext]:
     from dataclasses import replace
 
-    from magpie_hub.templates import resolve
+    from magpie_hub.prompts.templates import resolve
 
     engine = get_registry().engine(config.judge.name)
     info = engine.inspect_model(config.judge)

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from distilabel.models.llms.base import LLM
 from pydantic import Field, PrivateAttr
 
-from magpie_hub.chat_template import ChatTemplate
 from magpie_hub.errors import EngineError
+from magpie_hub.prompts.chat_template import ChatTemplate
 
 if TYPE_CHECKING:
     from magpie_hub.config import EngineConfig

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magpie_hub.chat_template import ChatTemplate
 from magpie_hub.engines.base import ModelInfo, file_sha256
 from magpie_hub.errors import ConfigError, ModelFileError, ModelNotFoundError
+from magpie_hub.prompts.chat_template import ChatTemplate
 
 if TYPE_CHECKING:
     from magpie_hub.config import EngineConfig

@@ -18,9 +18,9 @@ from typing import Any
 import tomli_w
 
 from magpie_hub.build import MANIFEST, BuildFolder
-from magpie_hub.card import CardContext, config_stats, length_plot, render_card
 from magpie_hub.errors import BuildFolderError
 from magpie_hub.plugins import get_registry
+from magpie_hub.release.card import CardContext, config_stats, length_plot, render_card
 
 
 @dataclass(frozen=True)

@@ -293,7 +293,7 @@ def _pull(folder: BuildFolder, dataset: str, workspace: str, client: Any) -> Rev
 
     from datasets import Features
 
-    from magpie_hub.review_view import reviewed_view
+    from magpie_hub.review.view import reviewed_view
 
     features = Features.from_arrow_schema(folder.schema())
     view = reviewed_view(folder.rows(), list(merged.values()), features)

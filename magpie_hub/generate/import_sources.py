@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from magpie_hub.errors import HubNetworkError, ImportSourceError
-from magpie_hub.hub import REPO_ID
+from magpie_hub.release.hub import REPO_ID
 
 CONVERSATION_COLUMNS = ("conversation", "messages", "conversations")
 """Checked in this order; each holds {role, content} (OpenAI) or {from, value} (ShareGPT)."""

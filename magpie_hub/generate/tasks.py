@@ -11,12 +11,12 @@ from distilabel.steps import StepInput
 from distilabel.steps.tasks import Task
 from distilabel.typing import StepColumns, StepOutput
 
-from magpie_hub.chat_template import ChatTemplate
+from magpie_hub.prompts.chat_template import ChatTemplate
+from magpie_hub.prompts.system_prompts import choose
+from magpie_hub.prompts.templates import PromptFormat
+from magpie_hub.prompts.urial import STOP as URIAL_STOP
+from magpie_hub.prompts.urial import UrialTemplate, clean_base_response, find_chat_tokens
 from magpie_hub.steps import check_instruction, row_seed, row_uuid
-from magpie_hub.system_prompts import choose
-from magpie_hub.templates import PromptFormat
-from magpie_hub.urial import STOP as URIAL_STOP
-from magpie_hub.urial import UrialTemplate, clean_base_response, find_chat_tokens
 
 SystemOf = Callable[[dict[str, Any]], "str | None"]
 """Gives the system prompt to render for a row."""
@@ -181,7 +181,7 @@ class GenerateInstruction(_RawTextTask):
 
     sampling: dict[str, Any]
     system_prompts: list[dict[str, Any]] = [{"key": None, "prompt": None, "weight": 1.0}]
-    """{key, prompt, weight} choices, one picked per row (see `magpie_hub.system_prompts`)."""
+    """{key, prompt, weight} choices, one picked per row (`magpie_hub.prompts.system_prompts`)."""
     fingerprint: str
     model_id: str
 
@@ -269,7 +269,7 @@ class GenerateConversation(_RawTextTask):
 class GenerateBaseResponse(_RawTextTask):
     """The pair's other half: a base model answers the last user turn, prompted URIAL-style.
 
-    The base prompt is plain text (`magpie_hub.urial`); one holding chat-template tokens is
+    The base prompt is plain text (`magpie_hub.prompts.urial`); one holding chat-template tokens is
     never sent: the row is dropped as `chat_token_in_base_prompt`. Answers that run on into
     a new `# Query` are cut there (`base_note = "run_on"`); empty ones drop the row.
     """

@@ -24,7 +24,7 @@ from magpie_hub.errors import (
     in_chain,
     network_errors,
 )
-from magpie_hub.release import ReleaseTree, read_release, stage_release
+from magpie_hub.release.tree import ReleaseTree, read_release, stage_release
 
 T = TypeVar("T")
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")

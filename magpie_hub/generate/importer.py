@@ -26,7 +26,7 @@ from magpie_hub import __version__
 from magpie_hub.build import BuildFolder
 from magpie_hub.config import CardConfig
 from magpie_hub.errors import BuildFolderError, ImportSourceError
-from magpie_hub.import_sources import CONVERSATION_COLUMNS, SOURCE_HINT, Rows, resolve
+from magpie_hub.generate.import_sources import CONVERSATION_COLUMNS, SOURCE_HINT, Rows, resolve
 
 RECIPE = "import"
 ROLES = {"system": "system", "human": "user", "gpt": "assistant", "model": "assistant"}

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from magpie_hub.chat_template import ChatTemplate, TemplateRaised
 from magpie_hub.errors import ChatTemplateError, UnknownNameError
+from magpie_hub.prompts.chat_template import ChatTemplate, TemplateRaised
 
 CHATML_STOPS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 

@@ -18,9 +18,9 @@ from typing import Any
 from magpie_hub import __version__
 from magpie_hub.build import BuildFolder, read_json, write_json
 from magpie_hub.config import RunConfig
-from magpie_hub.generate import plan_build, run_build
-from magpie_hub.hub import push, push_local
-from magpie_hub.release import stage_release
+from magpie_hub.generate.run import plan_build, run_build
+from magpie_hub.release.hub import push, push_local
+from magpie_hub.release.tree import stage_release
 
 
 @dataclass
@@ -75,7 +75,7 @@ def publish(
     on_stage: Callable[[str], None] | None = None,
 ) -> PublishResult:
     """Run (or with `dry_run`, plan) every stage that is not already up to date."""
-    from magpie_hub.hub import check_names
+    from magpie_hub.release.hub import check_names
 
     check_names(repo, tag)  # before hours of generation, not after
     folder = BuildFolder(build)
@@ -181,7 +181,7 @@ def _publish(
         if dry_run or fresh:
             result.stages.append(Stage("review", not fresh, _plan(fresh, dry_run)))
         else:
-            from magpie_hub.review import review_push
+            from magpie_hub.review.sync import review_push
 
             reviewed = review_push(build, review_dataset, create_workspace=True)
             state["review"] = rows

@@ -18,9 +18,9 @@ from magpie_hub.config import InstructionSampling, RunConfig, redacted_dump
 from magpie_hub.engines.base import ModelInfo, RawTextLLM
 from magpie_hub.errors import ConfigError
 from magpie_hub.plugins import get_registry
+from magpie_hub.prompts.templates import PromptFormat, resolve
 from magpie_hub.registry import BuildContext, Engine, Recipe
 from magpie_hub.running import ProgressCallback, run_pipeline
-from magpie_hub.templates import PromptFormat, resolve
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Human review in Argilla: dataset settings, push/status/pull, the `reviewed` view."""
