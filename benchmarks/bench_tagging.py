@@ -110,7 +110,7 @@ def prepare(work: Path, rows: int, args: argparse.Namespace) -> tuple[Path, Path
     sys.path.insert(0, str(ROOT / "tests"))
     from curate_helpers import make_build
 
-    from magpie_hub.config import load_curation
+    from magpie_hub.curate.config import load_curation
     from magpie_hub.curate.judge import QUALITY_TASK
     from magpie_hub.curate.run import plan_curate
     from magpie_hub.engines.models import resolve_path

@@ -206,6 +206,22 @@ class FilterConfig(StrictModel):
     """Shuffle the kept rows with this seed (overrides the preset's)."""
 
 
+class ReviewConfig(StrictModel):
+    """`[review]`: how `publish --review` and `review watch` push rows to Argilla."""
+
+    workspace: str = "magpie-hub"
+    annotators: list[str] | None = None
+    """Users made members of the workspace; default: every user with the annotator role."""
+    min_submitted: int = Field(1, ge=1, le=50)
+    """People who review each record (Argilla's task distribution)."""
+    suggestions: bool = False
+    """Pre-fill the judge's tags and the scorer's choice (off: humans are not anchored)."""
+    sample: int | None = Field(None, ge=1)
+    """Push this many rows (seeded); default: all."""
+    seed: int = Field(0, ge=0)
+    """Seeds the sample and the A/B order of blind pairs."""
+
+
 class RunConfig(StrictModel):
     """Fields every recipe shares. Recipes subclass this with their own sections."""
 
@@ -225,6 +241,8 @@ class RunConfig(StrictModel):
     """Tagging after generation (`magpie-hub curate`); not part of the build identity."""
     filter: FilterConfig | None = None
     """Rules that make the `filtered` view from the curated rows."""
+    review: ReviewConfig = ReviewConfig()
+    """Human review in Argilla; not part of the build identity."""
 
     @model_validator(mode="after")
     def _attempts_cover_the_rows(self) -> RunConfig:
@@ -248,7 +266,7 @@ class RunConfig(StrictModel):
         """Hash of everything that shapes the generated rows (how many, card, curate and
         filter excluded: row i is the same row whatever the count)."""
         data = redacted_dump(self)
-        for key in ("num_rows", "target", "max_attempts", "card", "curate", "filter"):
+        for key in ("num_rows", "target", "max_attempts", "card", "curate", "filter", "review"):
             data.pop(key, None)
         data["engine"].pop("json_mode", None)  # judges only; generation never forces JSON
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
@@ -343,7 +361,9 @@ def validate(
     try:
         return model.model_validate(data, context={"registry": registry})
     except ValidationError as exc:
-        raise ConfigValidationError(path, [_describe(model, err) for err in exc.errors()]) from None
+        raise ConfigValidationError(
+            path, [describe_error(model, err) for err in exc.errors()]
+        ) from None
 
 
 def load_config(
@@ -364,7 +384,7 @@ def load_config(
     return validate(data, recipe.config_model, path, registry)
 
 
-def _describe(model: type[BaseModel], err: Any) -> tuple[str, str]:
+def describe_error(model: type[BaseModel], err: Any) -> tuple[str, str]:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     value = err.get("input")
     if err["type"] == "extra_forbidden":
@@ -384,30 +404,3 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             return []
         current = field.annotation
     return sorted(getattr(current, "model_fields", {}))
-
-
-class CurationConfig(BaseModel):
-    """The parts of a config file that curation reads; the rest belongs to generation."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    seed: int = Field(42, ge=0, lt=2**31)
-    curate: CurateConfig
-    filter: FilterConfig | None = None
-
-
-def load_curation(path: Path, *, overrides: list[str] | None = None) -> CurationConfig:
-    """Read the `[curate]` and `[filter]` sections of a config (any recipe, or none)."""
-    data = apply_overrides(read_toml(path), overrides or [])
-    if "curate" not in data:
-        raise ConfigError(
-            "has no [curate] section",
-            path=path,
-            hint="Add one: `magpie-hub init --curate` writes a config with [curate] and [filter].",
-        )
-    try:
-        return CurationConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigValidationError(
-            path, [_describe(CurationConfig, e) for e in exc.errors()]
-        ) from None

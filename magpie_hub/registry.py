@@ -141,15 +141,31 @@ class Scorer:
 
 
 @dataclass(frozen=True)
+class ReviewOptions:
+    """What one `review push` asks of a recipe's review spec."""
+
+    recipe: str = ""
+    recipe_description: str = ""
+    min_submitted: int = 1
+    """Submitted responses a record needs to be complete (Argilla's task distribution)."""
+    suggestions: bool = False
+    """Pre-fill the judge's tags and the scorer's choice (off: reviewers are not anchored)."""
+    seed: int = 0
+    """Seeds the per-record A/B order of blind pairs."""
+
+
+@dataclass(frozen=True)
 class ReviewSpec:
     """How a recipe's rows appear in Argilla for human review."""
 
     name: str
     """The recipe this spec is for."""
-    settings: Callable[[list[dict[str, Any]]], Any]
-    """(rows to push) -> `argilla.Settings`: fields, questions, metadata, vectors."""
-    record: Callable[[dict[str, Any]], dict[str, Any]]
-    """row -> {id, fields, metadata, vectors, suggestions: [(question, value, agent)]}."""
+    settings: Callable[[list[dict[str, Any]], ReviewOptions], Any]
+    """(rows to push, options) -> `argilla.Settings`: guidelines, fields, questions,
+    metadata, vectors, distribution."""
+    record: Callable[[dict[str, Any], ReviewOptions], dict[str, Any]]
+    """(row, options) -> {id, fields, metadata, vectors, suggestions: [(question, value,
+    agent)]}."""
     plugin: str = field(default="", compare=False)
 
 

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from magpie_hub.errors import ReviewError
+from magpie_hub.review.settings import ab_order
 from magpie_hub.review.sync import review_pull, review_push, review_status, stratified_sample
 
 pytestmark = pytest.mark.argilla
@@ -81,6 +82,17 @@ def respond(client: Any, dataset: str, workspace: str, answers: dict[str, list[t
     ds.records.log(updated)
 
 
+def shown_as(uuid: str, column: str, seed: int = 0) -> str:
+    """The letter under which a blind pair shows `column` ("response" / "response_base")."""
+    return "A" if ab_order(uuid, seed) == column else "B"
+
+
+def ratings(uuid: str, user: str, *, instruct: int, base: int) -> list[tuple]:
+    """`user`'s rating_a / rating_b answers that rate the instruct and base answers so."""
+    by_letter = {shown_as(uuid, "response"): instruct, shown_as(uuid, "response_base"): base}
+    return [(user, f"rating_{x.lower()}", by_letter[x], "submitted") for x in ("A", "B")]
+
+
 def test_push_two_annotators_then_pull_merges_the_reviews(argilla, tmp_path) -> None:
     build = make_build(tmp_path / "b", 6)
     dataset = name()
@@ -94,16 +106,20 @@ def test_push_two_annotators_then_pull_merges_the_reviews(argilla, tmp_path) -> 
         {
             a: [
                 ("annotator", "quality", 4, "submitted"),
-                ("annotator", "better", "response", "submitted"),
+                *ratings(a, "annotator", instruct=5, base=2),
+                ("annotator", "preferred", shown_as(a, "response"), "submitted"),
                 ("annotator2", "quality", 5, "submitted"),
-                ("annotator2", "better", "response", "submitted"),
+                *ratings(a, "annotator2", instruct=4, base=1),
+                ("annotator2", "preferred", shown_as(a, "response"), "submitted"),
                 ("annotator2", "corrected_response", "A better answer.", "submitted"),
             ],
             b: [
                 ("annotator", "quality", 2, "submitted"),
-                ("annotator", "better", "response_base", "submitted"),
+                *ratings(b, "annotator", instruct=2, base=3),
+                ("annotator", "preferred", shown_as(b, "response_base"), "submitted"),
                 ("annotator2", "quality", 3, "submitted"),
-                ("annotator2", "better", "tie", "submitted"),
+                *ratings(b, "annotator2", instruct=3, base=3),
+                ("annotator2", "preferred", "tie", "submitted"),
             ],
             c: [("annotator", "quality", 1, "discarded")],
         },
@@ -118,6 +134,8 @@ def test_push_two_annotators_then_pull_merges_the_reviews(argilla, tmp_path) -> 
     assert rows[a]["review_quality_mean"] == 4.5 and rows[a]["review_count"] == 2
     assert rows[a]["review_better"] == "response" and rows[a]["review_better_agreement"] == 1.0
     assert rows[a]["review_corrections"] == ["A better answer."]
+    assert rows[a]["review_rating_instruct_mean"] == 4.5 and rows[a]["review_rating_base_mean"] == 1.5
+    assert rows[b]["review_rating_instruct_mean"] == 2.5 and rows[b]["review_rating_base_mean"] == 3.0
     assert rows[b]["review_quality_mean"] == 2.5 and rows[b]["review_better_agreement"] == 0.5
     assert rows[c]["review_discarded"] and rows[c]["review_quality_mean"] is None
     assert rows[a]["instruction"] == "Question 0?"  # the build's own columns come along
@@ -264,8 +282,8 @@ def test_a_plugin_recipe_reviews_with_its_own_settings(argilla, with_plugins, tm
 
 
 def test_curation_tags_become_metadata_and_suggestions(argilla, tmp_path) -> None:
-    """A curated build: tags are filterable metadata; the judge's quality and category are
-    pre-filled as suggestions, credited to the judge model."""
+    """A curated build pushed with suggestions: tags are filterable metadata; the judge's
+    quality and category are pre-filled as suggestions, credited to the judge model."""
     from curate_helpers import make_build as make_curated
 
     build = make_curated(
@@ -278,7 +296,7 @@ def test_curation_tags_become_metadata_and_suggestions(argilla, tmp_path) -> Non
         language=["EN", "EN"],
     )
     dataset = name()
-    review_push(build, dataset, workspace="w7", create_workspace=True)
+    review_push(build, dataset, workspace="w7", create_workspace=True, suggestions=True)
     ds = argilla.datasets(dataset, workspace="w7")
     assert {"input_quality", "task_category", "language"} <= {m.name for m in ds.settings.metadata}
     records = {r.id: r for r in ds.records(with_suggestions=True)}

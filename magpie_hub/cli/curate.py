@@ -11,7 +11,8 @@ from rich.table import Table
 
 from magpie_hub.cli.options import AsJson, Overrides, Quiet
 from magpie_hub.cli.output import err, out, print_json
-from magpie_hub.config import DEFAULT_CONFIG_NAME, load_curation
+from magpie_hub.config import DEFAULT_CONFIG_NAME
+from magpie_hub.curate.config import load_curation
 from magpie_hub.curate.run import CurateResult, plan_curate, run_curate
 
 

@@ -34,9 +34,23 @@ def push(
     create_workspace: Annotated[
         bool, typer.Option("--create-workspace", help="Create the workspace if missing.")
     ] = False,
+    annotators: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--annotator", help="Make this user a member (repeatable; default: every annotator)."
+        ),
+    ] = None,
+    min_submitted: Annotated[
+        int, typer.Option("--min-submitted", help="People who review each record.", min=1)
+    ] = 1,
+    suggestions: Annotated[
+        bool,
+        typer.Option("--suggestions", help="Pre-fill the judge's tags and the scorer's choice."),
+    ] = False,
     as_json: Json = False,
 ) -> None:
-    """Push BUILD's rows (or a sample) as Argilla records; rows already there are skipped."""
+    """Push BUILD's rows (or a sample) as Argilla records; rows already there are skipped.
+    The workspace's annotators become members, so they see the dataset."""
     with Progress(
         TextColumn("pushing"), BarColumn(), MofNCompleteColumn(), console=err, disable=as_json
     ) as bar:
@@ -49,6 +63,9 @@ def push(
             stratify_by=stratify_by,
             seed=seed,
             create_workspace=create_workspace,
+            annotators=annotators,
+            min_submitted=min_submitted,
+            suggestions=suggestions,
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     if as_json:
@@ -57,6 +74,7 @@ def push(
     table = Table(title=f"review push: {dataset}", show_header=False)
     table.add_row("added", str(result.added))
     table.add_row("already in Argilla", str(result.already_there))
+    table.add_row("annotators added", ", ".join(result.members_added) or "none new")
     table.add_row("annotate at", result.url)
     out.print(table)
 
@@ -70,7 +88,11 @@ def status(
     if as_json:
         print_json(info)
         return
-    questions = Table("question", "records answered", title=f"{dataset}: {info['records']} records")
+    title = (
+        f"{dataset}: {info['completed']} of {info['records']} records complete "
+        f"({info['min_submitted']} review(s) each)"
+    )
+    questions = Table("question", "records answered", title=title)
     for name, q in info["questions"].items():
         questions.add_row(name, f"{q['records_answered']} / {q['of']}")
     out.print(questions)
@@ -78,6 +100,27 @@ def status(
     for user, counts in info["annotators"].items():
         people.add_row(user, *(str(counts.get(s, 0)) for s in ("submitted", "discarded", "draft")))
     out.print(people)
+    out.print(agreement_table(info["agreement"]))
+
+
+def agreement_table(agreement: dict) -> Table:
+    """Krippendorff's alpha between reviewers; machine labels against the human majority."""
+    table = Table("question", "between reviewers", "machine vs humans", title="agreement")
+    between, versus = agreement["between_reviewers"], agreement["machine_vs_humans"]
+    for question in sorted(set(between) | set(versus)):
+        b, v = between.get(question), versus.get(question)
+        table.add_row(
+            question,
+            f"alpha {_num(b['alpha'])} on {b['records']} records" if b else "-",
+            f"{_num(v['agreement'])} agree, alpha {_num(v['alpha'])}, {v['rows']} rows"
+            if v
+            else "-",
+        )
+    return table
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 @app.command("pull")

@@ -183,7 +183,18 @@ def _publish(
         else:
             from magpie_hub.review.sync import review_push
 
-            reviewed = review_push(build, review_dataset, create_workspace=True)
+            opts = config.review
+            reviewed = review_push(
+                build,
+                review_dataset,
+                workspace=opts.workspace,
+                sample=opts.sample,
+                seed=opts.seed,
+                create_workspace=True,
+                annotators=opts.annotators,
+                min_submitted=opts.min_submitted,
+                suggestions=opts.suggestions,
+            )
             state["review"] = rows
             save()
             detail = f"{reviewed.added} records added to {review_dataset}"

@@ -1,18 +1,26 @@
 """Argilla settings and records for the built-in recipes (used through `register_review_specs`).
 
-A single-response build shows the conversation; a pair build (`magpie-ultra`) shows the
-prompt and both answers. Questions: quality (1-5), which answer is better (pairs), a
-corrected response, the task category. Metadata: category, lengths, scores.
+A single-response build shows the conversation: quality of the instruction, a corrected
+response (pre-filled with the answer), the category. A pair build (`magpie-ultra`) is a
+blind comparison: the two answers are shown as A and B in a per-record order seeded by
+the push (`ab_order`, kept in hidden metadata), each rated, then the preferred one.
+Machine labels (judge tags, the scorer's choice) are hidden from reviewers unless
+`ReviewOptions.suggestions` is set.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
 from magpie_hub.curate.labels import CATEGORIES
+from magpie_hub.registry import ReviewOptions
+from magpie_hub.review import guidelines as text
 
-BETTER = ["response", "response_base", "tie"]
+PREFERRED = ["A", "B", "tie"]
+ANSWERS = ("response", "response_base")
+SCORES = ("score", "score_base", "score_difference")
 
 
 def _vectors(rows: list[dict[str, Any]]) -> list[Any]:
@@ -28,16 +36,20 @@ TAG_NUMBERS = {"instruct_reward": float, "min_neighbor_distance": float, "repeat
 QUALITY_RATING = {"very poor": 1, "poor": 2, "average": 3, "good": 4, "excellent": 5}
 
 
-def _tag_properties(rows: list[dict[str, Any]]) -> list[Any]:
+def _tag_properties(rows: list[dict[str, Any]], visible: bool) -> list[Any]:
     """Metadata properties for the tag columns the rows have."""
     import argilla as rg
 
     present = set(rows[0]) if rows else set()
-    props: list[Any] = [rg.TermsMetadataProperty(name=n) for n in TAG_TERMS if n in present]
+    props: list[Any] = [
+        rg.TermsMetadataProperty(name=n, visible_for_annotators=visible)
+        for n in TAG_TERMS
+        if n in present
+    ]
     for name, kind in TAG_NUMBERS.items():
         if name in present:
             cls = rg.FloatMetadataProperty if kind is float else rg.IntegerMetadataProperty
-            props.append(cls(name=name))
+            props.append(cls(name=name, visible_for_annotators=visible))
     return props
 
 
@@ -63,48 +75,105 @@ def _tag_suggestions(row: dict[str, Any]) -> list[tuple[str, Any, str]]:
     return out
 
 
-def _settings(fields: list[Any], pair: bool, rows: list[dict[str, Any]]) -> Any:
+def ab_order(uuid: str, seed: int) -> str:
+    """Which answer is shown as A: "response" or "response_base" (stable per uuid and seed)."""
+    digest = hashlib.sha256(f"{seed}:{uuid}".encode()).digest()
+    return ANSWERS[digest[0] & 1]
+
+
+def _rating(name: str, title: str, description: str) -> Any:
     import argilla as rg
 
-    better = [rg.LabelQuestion(name="better", labels=BETTER)] if pair else []
-    scores = ("score", "score_base", "score_difference") if pair else ()
+    return rg.RatingQuestion(
+        name=name, title=title, description=description, values=[1, 2, 3, 4, 5]
+    )
+
+
+def _common_questions(correction: str) -> list[Any]:
+    import argilla as rg
+
+    return [
+        rg.TextQuestion(
+            name="corrected_response",
+            title="Corrected response",
+            description=correction,
+            required=False,
+            use_markdown=True,
+        ),
+        rg.LabelQuestion(
+            name="category",
+            title="Category",
+            description=text.CATEGORY_DESCRIPTION,
+            labels=CATEGORIES,
+            required=False,
+        ),
+    ]
+
+
+def _settings(
+    fields: list[Any],
+    questions: list[Any],
+    rows: list[dict[str, Any]],
+    options: ReviewOptions,
+    guidelines: str,
+    pair: bool,
+) -> Any:
+    import argilla as rg
+
+    visible = options.suggestions  # machine labels as metadata would anchor reviewers too
+    hidden = [rg.FloatMetadataProperty(name=n, visible_for_annotators=visible) for n in SCORES]
+    if pair:
+        hidden.append(rg.TermsMetadataProperty(name="ab_order", visible_for_annotators=False))
     return rg.Settings(
+        guidelines=guidelines,
         fields=fields,
         questions=[
-            rg.RatingQuestion(name="quality", values=[1, 2, 3, 4, 5]),
-            *better,
-            rg.TextQuestion(name="corrected_response", required=False, use_markdown=True),
-            rg.LabelQuestion(name="category", labels=CATEGORIES, required=False),
+            _rating("quality", "Instruction quality", text.QUALITY_DESCRIPTION),
+            *questions,
         ],
         metadata=[
             rg.TermsMetadataProperty(name="system_prompt_key"),
             rg.IntegerMetadataProperty(name="instruction_length"),
             rg.IntegerMetadataProperty(name="response_length"),
             rg.IntegerMetadataProperty(name="num_turns"),
-            *(rg.FloatMetadataProperty(name=name) for name in scores),
-            *_tag_properties(rows),
+            *(hidden if pair else []),
+            *_tag_properties(rows, visible),
         ],
         vectors=_vectors(rows),
+        distribution=rg.TaskDistribution(min_submitted=options.min_submitted),
     )
 
 
-def single_settings(rows: list[dict[str, Any]]) -> Any:
-    """The conversation; quality, a corrected response, the category."""
+def single_settings(rows: list[dict[str, Any]], options: ReviewOptions) -> Any:
+    """The conversation; quality, a corrected response (pre-filled), the category."""
     import argilla as rg
 
-    return _settings([rg.ChatField(name="conversation")], False, rows)
+    fields = [rg.ChatField(name="conversation", title="Conversation")]
+    questions = _common_questions(text.CORRECTION_SINGLE)
+    return _settings(fields, questions, rows, options, text.single_guidelines(options), False)
 
 
-def pair_settings(rows: list[dict[str, Any]]) -> Any:
-    """The prompt and both answers; quality, which is better, a correction, the category."""
+def pair_settings(rows: list[dict[str, Any]], options: ReviewOptions) -> Any:
+    """The prompt and answers A and B; quality, a rating for each, the preferred one."""
     import argilla as rg
 
     fields = [
-        rg.ChatField(name="prompt"),
-        rg.TextField(name="response", use_markdown=True),
-        rg.TextField(name="response_base", use_markdown=True),
+        rg.ChatField(name="prompt", title="Instruction"),
+        rg.TextField(name="answer_a", title="Answer A", use_markdown=True),
+        rg.TextField(name="answer_b", title="Answer B", use_markdown=True),
     ]
-    return _settings(fields, True, rows)
+    questions = [
+        _rating("rating_a", "Answer A", text.ANSWER_DESCRIPTION),
+        _rating("rating_b", "Answer B", text.ANSWER_DESCRIPTION),
+        rg.LabelQuestion(
+            name="preferred",
+            title="Preferred answer",
+            description=text.PREFERRED_DESCRIPTION,
+            labels=PREFERRED,
+        ),
+        *_common_questions(text.CORRECTION_PAIR),
+    ]
+    return _settings(fields, questions, rows, options, text.pair_guidelines(options), True)
 
 
 def _metadata(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -121,30 +190,32 @@ def _metadata(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {**meta, **_tag_metadata(row)}
 
 
-def single_record(row: dict[str, Any]) -> dict[str, Any]:
+def single_record(row: dict[str, Any], options: ReviewOptions) -> dict[str, Any]:
+    last = row["conversation"][-1] if row.get("conversation") else {}
+    prefill = [("corrected_response", last["content"], "response")] if last.get("content") else []
     return {
         "id": row["uuid"],
         "fields": {"conversation": row["conversation"]},
         "metadata": _metadata(row, ()),
         "vectors": {"embedding": row["embedding"]} if row.get("embedding") else {},
-        "suggestions": _tag_suggestions(row),
+        "suggestions": [*prefill, *(_tag_suggestions(row) if options.suggestions else [])],
     }
 
 
-def pair_record(row: dict[str, Any]) -> dict[str, Any]:
-    """Fields and metadata of a pair; a suggestion for `better` when the scores differ."""
+def pair_record(row: dict[str, Any], options: ReviewOptions) -> dict[str, Any]:
+    """A blind pair: answer A is `ab_order`'s column, B the other one."""
+    a = ab_order(row["uuid"], options.seed)
+    b = ANSWERS[1 - ANSWERS.index(a)]
     suggestions = []
     diff = row.get("score_difference")
-    if isinstance(diff, float) and diff != 0:
-        suggestions.append(("better", "response" if diff > 0 else "response_base", row["scorer"]))
+    if options.suggestions and isinstance(diff, float) and diff != 0:
+        better = "response" if diff > 0 else "response_base"
+        suggestions.append(("preferred", "A" if better == a else "B", row["scorer"]))
+    metadata = _metadata(row, SCORES)
     return {
         "id": row["uuid"],
-        "fields": {
-            "prompt": row["conversation"][:-1],
-            "response": row["response"],
-            "response_base": row["response_base"],
-        },
-        "metadata": _metadata(row, ("score", "score_base", "score_difference")),
+        "fields": {"prompt": row["conversation"][:-1], "answer_a": row[a], "answer_b": row[b]},
+        "metadata": {**metadata, "ab_order": a},
         "vectors": {"embedding": row["embedding"]} if row.get("embedding") else {},
-        "suggestions": [*suggestions, *_tag_suggestions(row)],
+        "suggestions": [*suggestions, *(_tag_suggestions(row) if options.suggestions else [])],
     }

@@ -11,15 +11,19 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from magpie_hub.build import BuildFolder, read_json, write_json
 from magpie_hub.errors import ReviewError, in_chain, network_errors
 from magpie_hub.plugins import get_registry
+from magpie_hub.registry import ReviewOptions
+from magpie_hub.review.agreement import machine_labels, report
+from magpie_hub.review.view import human_answers
+from magpie_hub.review.workspace import add_annotators, ensure_dataset, ensure_workspace, role_of
 
 DEFAULT_WORKSPACE = "magpie-hub"
 Progress = Callable[[int, int], None]
@@ -33,6 +37,8 @@ class ReviewPush:
     added: int
     already_there: int
     sampled: int
+    members_added: list[str] = field(default_factory=list)
+    """Annotators made members of the workspace by this push."""
 
 
 @dataclass(frozen=True)
@@ -71,12 +77,21 @@ def connect(api_url: str | None = None, api_key: str | None = None) -> Any:
             hint="Start it (`scripts/argilla-server.sh start`) or fix ARGILLA_API_URL.",
         ) from exc
     try:
-        return rg.Argilla(api_url=url, api_key=key)
+        client = rg.Argilla(api_url=url, api_key=key)
     except Exception as exc:
         raise ReviewError(
             f"the Argilla server at {url} rejected the API key",
             hint="Use the key of an owner or admin (ARGILLA_API_KEY).",
         ) from exc
+    me = client.me
+    if role_of(me) not in ("owner", "admin"):
+        raise ReviewError(
+            f"ARGILLA_API_KEY belongs to {me.username!r}, an {role_of(me)}: push, status and "
+            "pull need an owner or admin (annotators review in the browser)",
+            hint="Use an owner's or admin's key (`scripts/argilla-server.sh start` prints "
+            "the owner's for a local server).",
+        )
+    return client
 
 
 def stratified_sample(
@@ -103,48 +118,6 @@ def stratified_sample(
     return sorted(chosen, key=lambda r: order[id(r)])
 
 
-def _workspace(client: Any, name: str, create: bool) -> Any:
-    import argilla as rg
-
-    found = client.workspaces(name)
-    if found is not None:
-        return found
-    if not create:
-        raise ReviewError(
-            f"Argilla has no workspace {name!r}",
-            hint="Create it: pass --create-workspace (or choose another --workspace).",
-        )
-    return rg.Workspace(name=name, client=client).create()
-
-
-def settings_signature(settings: Any) -> dict[str, Any]:
-    """What must match for an existing dataset to be reused: names, kinds, labels, values."""
-    questions = {}
-    for q in settings.questions:
-        questions[q.name] = (type(q).__name__, sorted(map(str, getattr(q, "labels", None) or [])))
-    return {
-        "fields": {f.name: type(f).__name__ for f in settings.fields},
-        "questions": questions,
-        "metadata": {m.name: type(m).__name__ for m in settings.metadata},
-    }
-
-
-def _dataset(client: Any, name: str, workspace: Any, settings: Any) -> Any:
-    import argilla as rg
-
-    existing = client.datasets(name, workspace=workspace.name)
-    if existing is None:
-        return rg.Dataset(name=name, workspace=workspace, settings=settings, client=client).create()
-    want, have = settings_signature(settings), settings_signature(existing.settings)
-    if want != have:
-        differ = [k for k in want if want[k] != have[k]]
-        raise ReviewError(
-            f"Argilla dataset {name!r} exists with different settings ({', '.join(differ)})",
-            hint="Use another --dataset name, or delete that dataset in Argilla first.",
-        )
-    return existing
-
-
 def review_push(
     build: Path,
     dataset: str,
@@ -154,19 +127,32 @@ def review_push(
     stratify_by: str | None = None,
     seed: int = 0,
     create_workspace: bool = False,
+    annotators: list[str] | None = None,
+    min_submitted: int = 1,
+    suggestions: bool = False,
     client: Any = None,
     on_progress: Progress | None = None,
 ) -> ReviewPush:
-    """Push (a sample of) BUILD's rows as records; rows already in the dataset are skipped."""
+    """Push (a sample of) BUILD's rows as records; rows already in the dataset are skipped.
+    The workspace's annotators (every user with that role, or `annotators`) become members."""
+    if min_submitted < 1:
+        raise ReviewError(f"--min-submitted must be 1 or more, not {min_submitted}")
     manifest = BuildFolder(build).complete_manifest()
     spec = _spec(manifest)
     rows = stratified_sample(BuildFolder(build).rows(), sample, stratify_by, seed)
-    client = client or connect()
-    ds = _dataset(
-        client, dataset, _workspace(client, workspace, create_workspace), spec.settings(rows)
+    options = ReviewOptions(
+        recipe=spec.name,
+        recipe_description=_recipe_description(spec.name),
+        min_submitted=min_submitted,
+        suggestions=suggestions,
+        seed=seed,
     )
+    client = client or connect()
+    ws = ensure_workspace(client, workspace, create_workspace)
+    members = add_annotators(client, ws, annotators)
+    ds = ensure_dataset(client, dataset, ws, spec.settings(rows, options))
     present = {str(r.id) for r in ds.records(with_suggestions=False, with_vectors=False)}
-    new = [spec.record(row) for row in rows if row["uuid"] not in present]
+    new = [spec.record(row, options) for row in rows if row["uuid"] not in present]
     for start in range(0, len(new), PUSH_BATCH):
         batch = new[start : start + PUSH_BATCH]
         with _server_lost(client.api_url, start, len(new)):
@@ -174,7 +160,12 @@ def review_push(
         if on_progress:
             on_progress(start + len(batch), len(new))
     url = f"{client.api_url.rstrip('/')}/dataset/{ds.id}/annotation-mode"
-    return ReviewPush(dataset, workspace, url, len(new), len(rows) - len(new), len(rows))
+    return ReviewPush(dataset, workspace, url, len(new), len(rows) - len(new), len(rows), members)
+
+
+def _recipe_description(name: str) -> str:
+    recipes = get_registry().recipes
+    return recipes[name].description if name in recipes else ""
 
 
 PUSH_BATCH = 256
@@ -225,12 +216,17 @@ def _spec(manifest: dict[str, Any]) -> Any:
     return specs[recipe]
 
 
-def _responses(client: Any, dataset: str, workspace: str) -> Iterable[dict[str, Any]]:
+def _dataset(client: Any, dataset: str, workspace: str) -> Any:
     ds = client.datasets(dataset, workspace=workspace)
     if ds is None:
         raise ReviewError(f"Argilla has no dataset {dataset!r} in workspace {workspace!r}")
+    return ds
+
+
+def _responses(client: Any, ds: Any, records: list[Any]) -> Iterator[dict[str, Any]]:
     names = {str(u.id): u.username for u in client.users}
-    for record in ds.records(with_responses=True, with_suggestions=False, with_vectors=False):
+    for record in records:
+        a_is = (record.metadata or {}).get("ab_order")
         for r in record.responses:
             yield {
                 "uuid": str(record.id),
@@ -238,33 +234,44 @@ def _responses(client: Any, dataset: str, workspace: str) -> Iterable[dict[str, 
                 "question": r.question_name,
                 "value": r.value,
                 "status": str(getattr(r.status, "value", r.status)),
+                **({"ab_order": a_is} if a_is else {}),
             }
 
 
+def _records(ds: Any) -> list[Any]:
+    return list(ds.records(with_responses=True, with_suggestions=False, with_vectors=False))
+
+
 def review_status(dataset: str, *, workspace: str = DEFAULT_WORKSPACE, client: Any = None) -> dict:
-    """Progress per question and per annotator."""
+    """Progress per question and per annotator, records complete, and agreement."""
     client = client or connect()
-    ds = client.datasets(dataset, workspace=workspace)
-    if ds is None:
-        raise ReviewError(f"Argilla has no dataset {dataset!r} in workspace {workspace!r}")
-    total = sum(1 for _ in ds.records(with_suggestions=False, with_vectors=False))
+    ds = _dataset(client, dataset, workspace)
+    records = _records(ds)
+    responses = list(_responses(client, ds, records))
     per_question: dict[str, set[str]] = defaultdict(set)
     per_user: dict[str, Counter[str]] = defaultdict(Counter)
     seen: set[tuple[str, str]] = set()
-    for r in _responses(client, dataset, workspace):
+    for r in responses:
         if r["status"] == "submitted":
             per_question[r["question"]].add(r["uuid"])
         if (r["uuid"], r["user"]) not in seen:
             seen.add((r["uuid"], r["user"]))
             per_user[r["user"]][r["status"]] += 1
-    questions = [q.name for q in ds.settings.questions]
+    total = len(records)
+    machine = {str(r.id): machine_labels(r.metadata or {}) for r in records}
     return {
         "dataset": dataset,
         "records": total,
+        "completed": sum(
+            1 for r in records if str(getattr(r.status, "value", r.status)) == "completed"
+        ),
+        "min_submitted": ds.settings.distribution.min_submitted,
         "questions": {
-            q: {"records_answered": len(per_question[q]), "of": total} for q in questions
+            q.name: {"records_answered": len(per_question[q.name]), "of": total}
+            for q in ds.settings.questions
         },
         "annotators": {u: dict(c) for u, c in sorted(per_user.items())},
+        "agreement": report(human_answers(responses), machine),
     }
 
 
@@ -287,7 +294,8 @@ def _pull(folder: BuildFolder, dataset: str, workspace: str, client: Any) -> Rev
         if archive.exists()
         else {}
     )
-    for r in _responses(client, dataset, workspace):
+    ds = _dataset(client, dataset, workspace)
+    for r in _responses(client, ds, _records(ds)):
         merged[f"{r['uuid']}|{r['user']}|{r['question']}"] = r
     write_json(archive, dict(sorted(merged.items())), indent=1)
 
@@ -296,9 +304,19 @@ def _pull(folder: BuildFolder, dataset: str, workspace: str, client: Any) -> Rev
     from magpie_hub.review.view import reviewed_view
 
     features = Features.from_arrow_schema(folder.schema())
-    view = reviewed_view(folder.rows(), list(merged.values()), features)
+    rows = folder.rows()
+    responses = list(merged.values())
+    view = reviewed_view(rows, responses, features)
     counts = folder.write_views({"reviewed": view})
     manifest.setdefault("views", {}).update(counts)
+    machine = {row["uuid"]: machine_labels(row) for row in rows}
+    manifest["review"] = {
+        "dataset": dataset,
+        "workspace": workspace,
+        "reviewed_rows": len(view.rows),
+        "reviewers": view.counts["reviewers"],
+        "agreement": report(human_answers(responses), machine),
+    }
     folder.write_manifest(manifest)
     reviewers = len({r["user"] for r in merged.values()})
     return ReviewPull(dataset, len(view.rows), len(merged), reviewers, "data/reviewed")
