@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "magpie_hub_plugins.card_magpie",
     "magpie_hub_plugins.taggers",
     "magpie_hub_plugins.card_curation",
+    "magpie_hub_plugins.card_review",
 )
 
 
