@@ -84,6 +84,7 @@ class BuildFolder:
         self.data = root / "data"
         self.manifest_path = root / MANIFEST
         self.publish_state = self.work / "publish.json"
+        self.watch_state = self.work / "watch.json"
         self.release = self.work / "release"
         self.reviews = root / "reviews"
         self._markers: dict[str, dict[str, Any]] = {}

@@ -110,8 +110,9 @@ def test_two_reviewers_per_record_and_their_agreement(argilla, tmp_path) -> None
 
     manifest = json.loads((build / "manifest.json").read_text())
     assert manifest["review"]["agreement"]["between_reviewers"]["quality"]["records"] == 3
-    from magpie_hub.release.card import CardContext
     from magpie_hub_plugins.card_review import human_review
+
+    from magpie_hub.release.card import CardContext
 
     section = human_review(CardContext(build, manifest, {}, "team/ds", None)) or ""
     assert "3 rows were reviewed by 2 people" in section

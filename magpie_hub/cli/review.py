@@ -140,5 +140,65 @@ def pull(
     out.print(table)
 
 
+@app.command("watch")
+def watch_command(
+    config: Annotated[Path, typer.Argument(help="The magpie-hub.toml the build was made from.")],
+    repo: Annotated[str, typer.Option("--repo", help="Dataset repository, NAMESPACE/NAME.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Build folder.")] = Path("build"),
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Argilla dataset (default: NAME).")
+    ] = None,
+    every: Annotated[
+        int, typer.Option("--every", help="Release after this many more complete records.", min=1)
+    ] = 50,
+    tag_prefix: Annotated[str, typer.Option("--tag-prefix", help="Tags: PREFIX1, PREFIX2...")] = (
+        "review-"
+    ),
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between checks.", min=1)
+    ] = 60.0,
+    once: Annotated[bool, typer.Option("--once", help="Check once, then exit (for CI).")] = False,
+    local: Annotated[
+        Path | None, typer.Option("--local", help="Write the release tree here; no Hub.")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a config field (repeatable).")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Follow the review; each time EVERY more records are complete, pull and publish a new
+    release. Ctrl-C stops it; the next start carries on from the last release."""
+    from magpie_hub.config import load_config
+    from magpie_hub.plugins import get_registry
+    from magpie_hub.review.watch import WatchRound, watch
+
+    cfg = load_config(config, get_registry(), overrides=overrides or [])
+
+    def report(r: WatchRound) -> None:
+        if as_json:
+            print_json(asdict(r))
+        elif r.released:
+            out.print(f"{r.completed}/{r.records} complete: released {r.released}")
+        else:
+            err.print(f"{r.completed}/{r.records} complete; next release after {every} more")
+
+    try:
+        watch(
+            cfg,
+            out_dir,
+            repo,
+            dataset=dataset or repo.split("/")[-1],
+            every=every,
+            tag_prefix=tag_prefix,
+            interval=interval,
+            once=once,
+            local=local,
+            on_round=report,
+        )
+    except KeyboardInterrupt:
+        err.print("Stopped. Releases so far are kept; run the same command to carry on.")
+        raise typer.Exit(130) from None
+
+
 def register(cli: typer.Typer) -> None:
     cli.add_typer(app, name="review")
