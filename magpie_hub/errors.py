@@ -12,12 +12,20 @@ from typing import Any
 
 
 def network_errors() -> tuple[type[BaseException], ...]:
-    """What the HTTP clients raise when a server cannot be reached (httpx for
-    huggingface_hub and Argilla's SDK, requests for older code paths, the OS's own)."""
+    """What the HTTP clients raise when a server cannot be reached or drops the connection
+    (httpx2 for huggingface_hub >= 2, httpx for older ones and Argilla's SDK, requests for
+    older code paths, the OS's own)."""
     import httpx
     import requests
 
+    try:
+        import httpx2
+
+        newer: tuple[type[BaseException], ...] = (httpx2.TransportError,)
+    except ImportError:
+        newer = ()
     return (
+        *newer,
         httpx.TransportError,
         requests.exceptions.ConnectionError,
         requests.exceptions.Timeout,

@@ -96,6 +96,34 @@ def test_a_failed_upload_leaves_no_commit_and_a_retry_reuses_what_arrived(hub, b
     assert hub.store.commit_count(repo) == 2 and result.committed
 
 
+@pytest.mark.parametrize(
+    ("action", "drop"),
+    [("lfs_put", "before"), ("lfs_put", "after"), ("commit", "before"), ("commit", "after")],
+)
+def test_a_dropped_connection_is_one_message_and_a_rerun_makes_one_release(
+    hub, build, action, drop
+) -> None:
+    """The connection dies mid-response, before or after the Hub did the work (an upload
+    that arrived, a commit that was made): one HubNetworkError; re-running the same push
+    leaves exactly one release commit and the tag on it."""
+    repo = f"alice/dropped-{action}-{drop}".replace("_", "-")
+    hub.faults.append(Fault(action, after=0, status=0, times=1, drop=drop))
+    try:
+        push(build, repo, tag="v1")  # huggingface_hub retries LFS uploads on its own
+    except HubNetworkError as caught:
+        assert "push again" in (caught.hint or "")
+        assert "RemoteProtocolError" in str(caught)
+    else:
+        assert action == "lfs_put", "a dropped commit must not pass unnoticed"
+    assert hub.calls[action] >= 1 and not [f for f in hub.faults if f.times]  # it fired
+    result = push(build, repo, tag="v1")
+    assert hub.store.commit_count(repo) == 2  # the repository's creation and one release
+    tags = dict(hub.store.refs(repo)["tags"])
+    assert set(tags) == {"v1"} and tags["v1"] == result.commit
+    files = hub.store.git(repo, "ls-tree", "-r", "--name-only", "v1").split()
+    assert set(files) == {".gitattributes", *result.files}
+
+
 def test_rate_limits_are_retried(hub, build) -> None:
     hub.faults.append(Fault("commit", after=0, status=429, times=2, headers={"Retry-After": "0"}))
     result = push(build, "alice/rate-limited", tag="v1", backoff=0.01)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -34,7 +35,8 @@ REPO = r"(?P<repo>[^/]+/[^/]+)"
 @dataclass
 class Fault:
     """Answer `status` to calls of `action` after the first `after` calls succeeded; with
-    `delay`, first wait that many seconds (status 0: then serve the call normally)."""
+    `delay`, first wait that many seconds (status 0: then serve the call normally). With
+    `drop` "before" or "after" (handling the call), the connection is dropped mid-response."""
 
     action: str
     after: int
@@ -42,6 +44,21 @@ class Fault:
     times: int = 1_000_000
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drop: str | None = None
+
+
+class DroppedResponse:
+    """Starts a response, sends one byte of a promised body, then aborts the connection."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        start = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", b"4096")],
+        }
+        await send(start)
+        await send({"type": "http.response.body", "body": b"{", "more_body": True})
+        raise ConnectionAbortedError("the Hub emulator dropped the connection (injected fault)")
 
 
 class HubEmulator(FileRoutes):
@@ -134,6 +151,12 @@ class HubEmulator(FileRoutes):
                 fault = self._fault(action)
                 if fault and fault.delay:
                     await asyncio.sleep(fault.delay)
+                if fault and fault.drop == "before":
+                    return DroppedResponse()  # type: ignore[return-value]
+                if fault and fault.drop == "after":
+                    with contextlib.suppress(StoreError):
+                        await handler(request, **params)
+                    return DroppedResponse()  # type: ignore[return-value]
                 if fault and fault.status:
                     return error(
                         fault.status, f"injected failure of {action}", headers=fault.headers
