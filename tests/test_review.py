@@ -310,3 +310,37 @@ def test_curation_tags_become_metadata_and_suggestions(argilla, tmp_path) -> Non
     assert suggested["category"] == ("Math", "judge/m")
     poem = {s.question_name: s.value for s in records["row-0001"].suggestions}
     assert poem["quality"] == 1
+
+
+@pytest.mark.slow
+def test_kill_9_mid_push_then_a_rerun_pushes_each_row_once(argilla, tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    from magpie_hub.review.sync import PUSH_BATCH
+
+    total = 3 * PUSH_BATCH
+    build = make_build(tmp_path / "b", total, recipe="magpie")
+    dataset = name()
+    command = [sys.executable, "-m", "magpie_hub", "review", "push", str(build),
+               "--dataset", dataset, "--workspace", "w9", "--create-workspace"]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    seen = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        ds = argilla.datasets(dataset, workspace="w9") if argilla.workspaces("w9") else None
+        seen = sum(1 for _ in ds.records()) if ds is not None else 0
+        if seen >= PUSH_BATCH:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert PUSH_BATCH <= seen < total, f"killed too late to test anything ({seen} of {total})"
+    again = review_push(build, dataset, workspace="w9")
+    assert again.added + again.already_there == total
+    ids = [str(r.id) for r in argilla.datasets(dataset, workspace="w9").records()]
+    assert len(ids) == len(set(ids)) == total
