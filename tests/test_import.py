@@ -456,9 +456,10 @@ def test_an_imported_build_has_a_card_and_a_release(cli, tmp_path: Path) -> None
 
 def test_imported_rows_have_review_records(tmp_path: Path) -> None:
     from magpie_hub.plugins import get_registry
+    from magpie_hub.registry import ReviewOptions
 
     source = write_jsonl(tmp_path / "s.jsonl", qa(("Q", "A")))
     import_build(str(source), tmp_path / "build")
     row = rows_of(tmp_path / "build")[0]
-    record = get_registry().review_specs["import"].record(row)
+    record = get_registry().review_specs["import"].record(row, ReviewOptions())
     assert record["id"] == row["uuid"] and record["fields"]["conversation"] == pair("Q", "A")
