@@ -17,18 +17,22 @@ from test_review import respond
 pytestmark = [pytest.mark.slow, pytest.mark.argilla]
 
 
+def published_for_review(cli, config, repo: str, build) -> str:  # type: ignore[no-untyped-def]
+    """Publish CONFIG as v1 of REPO with its rows pushed to a new Argilla dataset."""
+    dataset = f"watch-{os.urandom(4).hex()}"
+    args = ("publish", str(config), "--repo", repo, "--tag", "v1", "--out", str(build))
+    first = cli(*args, "--review", "--review-dataset", dataset)
+    assert first.exit_code == 0, first.stderr
+    return dataset
+
+
 def test_watch_releases_once_enough_reviews_are_complete(cli, hub, argilla, tiny_model, tmp_path):  # type: ignore[no-untyped-def]
     from datasets import load_dataset
     from huggingface_hub import hf_hub_download
 
     config = write_config(tmp_path / "c.toml", tiny_config(tiny_model, num_rows=4))
     build = tmp_path / "build"
-    dataset = f"watch-{os.urandom(4).hex()}"
-    first = cli(
-        "publish", str(config), "--repo", "alice/watched", "--tag", "v1", "--out", str(build),
-        "--review", "--review-dataset", dataset,
-    )  # fmt: skip
-    assert first.exit_code == 0, first.stderr
+    dataset = published_for_review(cli, config, "alice/watched", build)
     ds = argilla.datasets(dataset, workspace="magpie-hub")
     ids = sorted(str(r.id) for r in ds.records())
     watch = (
@@ -68,12 +72,7 @@ def test_ctrl_c_stops_the_watch_with_a_message_and_no_traceback(
 ):  # type: ignore[no-untyped-def]
     config = write_config(tmp_path / "c.toml", tiny_config(tiny_model, num_rows=2))
     build = tmp_path / "build"
-    dataset = f"watch-{os.urandom(4).hex()}"
-    first = cli(
-        "publish", str(config), "--repo", "alice/watched2", "--tag", "v1", "--out", str(build),
-        "--review", "--review-dataset", dataset,
-    )  # fmt: skip
-    assert first.exit_code == 0, first.stderr
+    dataset = published_for_review(cli, config, "alice/watched2", build)
     proc = subprocess.Popen(
         [sys.executable, "-m", "magpie_hub", "review", "watch", str(config), "--repo",
          "alice/watched2", "--out", str(build), "--dataset", dataset, "--interval", "1"],
