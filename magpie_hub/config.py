@@ -243,6 +243,8 @@ class RunConfig(StrictModel):
     """Rules that make the `filtered` view from the curated rows."""
     review: ReviewConfig = ReviewConfig()
     """Human review in Argilla; not part of the build identity."""
+    views: list[Literal["sharegpt", "alpaca"]] = Field(default_factory=list)
+    """Training-ready views written beside the rows (`generate/training_views.py`)."""
 
     @model_validator(mode="after")
     def _attempts_cover_the_rows(self) -> RunConfig:
@@ -266,7 +268,8 @@ class RunConfig(StrictModel):
         """Hash of everything that shapes the generated rows (how many, card, curate and
         filter excluded: row i is the same row whatever the count)."""
         data = redacted_dump(self)
-        for key in ("num_rows", "target", "max_attempts", "card", "curate", "filter", "review"):
+        later = ("card", "curate", "filter", "review", "views")  # applied to finished rows
+        for key in ("num_rows", "target", "max_attempts", *later):
             data.pop(key, None)
         data["engine"].pop("json_mode", None)  # judges only; generation never forces JSON
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))

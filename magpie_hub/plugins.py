@@ -26,6 +26,8 @@ DEFAULT_PLUGINS = (
     "magpie_hub_plugins.engine_openai",
     "magpie_hub_plugins.engine_vllm",
     "magpie_hub_plugins.recipe_magpie_ultra",
+    "magpie_hub_plugins.recipe_lamini",
+    "magpie_hub_plugins.recipe_instruct_synth",
     "magpie_hub_plugins.scorers",
     "magpie_hub_plugins.card_magpie",
     "magpie_hub_plugins.taggers",

@@ -654,6 +654,41 @@ def import_out_is_a_file(env: Env) -> Case:
     )
 
 
+# --- seeded recipes (lamini, instruct-synth) ----------------------------------------------
+
+
+@case()
+def lamini_empty_seed_file(env: Env) -> Case:
+    seeds = env.file("seeds.txt", "\n  \n")
+    config = f'recipe = "lamini"\n[seeds]\nsource = "{seeds}"\n' + env.engine()
+    return Case(env.generate(config), "seeds.txt: holds no seed instructions")
+
+
+@case()
+def lamini_missing_seed_file(env: Env) -> Case:
+    config = f'recipe = "lamini"\n[seeds]\nsource = "{env.tmp / "gone.jsonl"}"\n' + env.engine()
+    return Case(env.generate(config), "gone.jsonl: no such file")
+
+
+@case()
+def instruct_synth_corpus_without_text_column(env: Env) -> Case:
+    corpus = env.file("corpus.jsonl", json.dumps({"body": "a text"}) + "\n")
+    config = f'recipe = "instruct-synth"\n[corpus]\nsource = "{corpus}"\n' + env.engine()
+    return Case(env.generate(config), "has no column any of text")
+
+
+@case()
+def instruct_synth_more_rows_than_texts(env: Env) -> Case:
+    config = 'recipe = "instruct-synth"\nnum_rows = 50\n' + env.engine()
+    return Case(env.generate(config), "num_rows = 50, but the corpus gives 8 texts")
+
+
+@case()
+def instruct_synth_pieces_larger_than_the_context(env: Env) -> Case:
+    config = 'recipe = "instruct-synth"\nmax_text_words = 9000\n' + env.engine()
+    return Case(env.generate(config), "max_text_words (9000) does not fit the context")
+
+
 # --- Hub ids and tags ---------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ def test_unknown_engine_lists_the_engines(cli, tiny_model: Path, tmp_path: Path)
 
 def test_unknown_recipe_in_init(cli, tmp_path: Path) -> None:
     result = cli("init", str(tmp_path / "x.toml"), "--recipe", "nope")
-    assert result.exit_code == 1 and "available: magpie" in result.stderr
+    assert result.exit_code == 1 and "available: instruct-synth, lamini, magpie," in result.stderr
 
 
 def test_missing_model_file(cli, tiny_model: Path, tmp_path: Path) -> None:

@@ -141,7 +141,7 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
     folder.consolidate(plan.recipe.features, attempts, keep=keep)
     written = min(sum(1 for i in state.written if i < attempts), keep or attempts)
     pending = len(folder.pending(attempts))
-    views = plan.recipe.views(folder.rows(), config) if plan.recipe.views and not pending else {}
+    views = _views(plan, pending)
     if on_progress:
         on_progress(attempts - pending, attempts)
     total_seconds = plan.previous.get("timings", {}).get("total_seconds", 0.0) + elapsed
@@ -218,6 +218,23 @@ def _run_rows(
     )
     settled = lambda: len(folder.chunk_state().settled)  # noqa: E731
     run_pipeline(pipeline, settled, attempts, on_progress)
+
+
+def _views(plan: BuildPlan, pending: int) -> dict[str, Any]:
+    """The recipe's views and the chosen training views of a finished build (none while
+    rows are pending); a training view no longer chosen is removed."""
+    import shutil
+
+    from magpie_hub.generate.training_views import training_views, unselected
+
+    config, folder = plan.config, plan.folder
+    for name in unselected(config.views):
+        shutil.rmtree(folder.view_dir(name), ignore_errors=True)
+    if pending:
+        return {}
+    rows = folder.rows()
+    views = plan.recipe.views(rows, config) if plan.recipe.views else {}
+    return {**views, **training_views(rows, config.views)}
 
 
 def _more_attempts(attempts: int, kept: int, config: RunConfig) -> int:
