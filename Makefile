@@ -6,10 +6,11 @@ demo:  ## install, then generate a 20-row Magpie dataset with the embedded model
 	.venv/bin/magpie-hub init demo.toml --force
 	.venv/bin/magpie-hub generate demo.toml --out demo-build
 
-test:  ## install with the test extras, then lint, type-check and run the whole test suite
+test:  ## install with the test extras and the browser, then lint, type-check and run the whole test suite
 	bash scripts/install.sh dev
+	bash scripts/install-browser.sh
 	$(MAKE) lint
-	MAGPIE_HUB_REQUIRE_EMBEDDED=1 .venv/bin/python -m pytest
+	MAGPIE_HUB_REQUIRE_EMBEDDED=1 MAGPIE_HUB_REQUIRE_BROWSER=1 .venv/bin/python -m pytest
 
 lint:
 	.venv/bin/ruff check .

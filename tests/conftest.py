@@ -226,19 +226,31 @@ def hub(hub_server, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped
 @pytest.fixture(scope="session")
 def argilla_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A real argilla-server: the one ARGILLA_API_URL/KEY name, else one started by
-    scripts/argilla-server.sh for this session (stopped at the end)."""
+    scripts/argilla-server.sh for this session (stopped at the end) on a free port, so a
+    server of the user's own (port 6900) may run beside it. `home` is the script's state
+    folder (the users' `<user>.password` and `<user>.key` files), "" for a server named."""
     url, key = os.environ.get("ARGILLA_API_URL"), os.environ.get("ARGILLA_API_KEY")
     if url and key:
-        yield {"url": url, "key": key}
+        yield {"url": url, "key": key, "home": ""}
         return
-    env = {**os.environ, "MAGPIE_HUB_ARGILLA_HOME": str(tmp_path_factory.mktemp("argilla"))}
+    home = tmp_path_factory.mktemp("argilla")
+    env = {
+        **os.environ,
+        "MAGPIE_HUB_ARGILLA_HOME": str(home),
+        "MAGPIE_HUB_ARGILLA_PORT": str(free_port()),
+    }
     script = ["bash", str(REPO / "scripts" / "argilla-server.sh")]
     proc = subprocess.run([*script, "start"], env=env, capture_output=True, text=True, timeout=1200)
     if proc.returncode != 0:
         pytest.fail(f"argilla-server.sh start failed:\n{proc.stderr[-3000:]}")
-    lines = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    # stdout is `export NAME=VALUE` lines, for `eval "$(scripts/argilla-server.sh start)"`.
+    lines = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in proc.stdout.splitlines()
+        if "=" in line
+    )
     try:
-        yield {"url": lines["ARGILLA_API_URL"], "key": lines["ARGILLA_API_KEY"]}
+        yield {"url": lines["ARGILLA_API_URL"], "key": lines["ARGILLA_API_KEY"], "home": str(home)}
     finally:
         subprocess.run([*script, "stop"], env=env, capture_output=True, timeout=60)
 
@@ -257,3 +269,50 @@ def argilla(argilla_server: dict[str, str], monkeypatch: pytest.MonkeyPatch):  #
                 username=name, password=f"password-{name}", role="annotator", client=client
             ).create()
     return client
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def page(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A Playwright page in Debian's chromium with a fresh profile (user-data-dir).
+
+    `playwright install` cannot download its browsers here; scripts/install-browser.sh
+    installs /usr/bin/chromium and the playwright package. Skipped when either is missing;
+    with MAGPIE_HUB_REQUIRE_BROWSER=1 a missing one fails the test instead.
+    """
+    import importlib.util
+
+    missing = [] if CHROMIUM.exists() else [str(CHROMIUM)]
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("playwright")
+    if missing:
+        message = f"needs {', '.join(missing)} (bash scripts/install-browser.sh installs them)"
+        if os.environ.get("MAGPIE_HUB_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 1000},
+        )
+        try:
+            yield context.pages[0] if context.pages else context.new_page()
+        finally:
+            context.close()
