@@ -213,8 +213,8 @@ class JudgeScore(_ScoreInputs, _RawTextTask):
             else:
                 pair_scores = pairwise_scores(v1, v2)
             error = None if pair_scores else UNPARSEABLE
-            score, base = pair_scores or (None, None)
-            done[id(row)] = scored(row, score, base, error, f"judge-{self.mode}")
+            score, score_base = pair_scores or (None, None)
+            done[id(row)] = scored(row, score, score_base, error, f"judge-{self.mode}")
         yield [done.get(id(r)) or scored(r, None, None, None, f"judge-{self.mode}") for r in rows]
 
 
