@@ -1,6 +1,6 @@
 """magpie-hub: make open alignment data with the Magpie method."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import warnings as _warnings
 
