@@ -88,10 +88,16 @@ def answer_question(page: Any, box: Any, question: str, marker: str) -> Any:
     editable = box.locator("[contenteditable=true]")
     textbox = box.locator("[role=textbox]")
     if editable.count() or textbox.count():  # text, pre-filled or not: replaced
-        for _ in range(3):
-            if not editable.count():
-                textbox.first.click()  # a markdown text shows a rendering until clicked
-            editable.first.click()
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        shown = None
+        for _ in range(5):
+            try:
+                if not editable.count():
+                    textbox.first.click(timeout=5_000)  # markdown shows a rendering until clicked
+                editable.first.click(timeout=5_000)
+            except PlaywrightTimeout:  # the editor was re-rendered under the click: again
+                continue
             page.keyboard.press("Control+A")
             page.keyboard.type(marker)
             # Editing a suggestion opens a "Write" tab with a new editor after the first
