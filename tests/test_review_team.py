@@ -10,7 +10,7 @@ from test_review import make_build, name, respond
 
 from magpie_hub.errors import ReviewError
 from magpie_hub.review.settings import ab_order
-from magpie_hub.review.sync import review_pull, review_push, review_status
+from magpie_hub.review.sync import review_progress, review_pull, review_push, review_status
 
 pytestmark = pytest.mark.argilla
 
@@ -98,6 +98,8 @@ def test_two_reviewers_per_record_and_their_agreement(argilla, tmp_path) -> None
     )
     status = review_status(dataset, workspace="t3")
     assert (status["completed"], status["records"], status["min_submitted"]) == (3, 3, 2)
+    progress = review_progress(dataset, workspace="t3")  # what `review watch` polls
+    assert progress == {"total": 3, "completed": 3, "pending": 0}
     quality = status["agreement"]["between_reviewers"]["quality"]
     assert quality == {
         "alpha": pytest.approx(5 / 6, abs=1e-4),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 DIFFICULTY = ["very easy", "easy", "medium", "hard", "very hard"]
 QUALITY = ["very poor", "poor", "average", "good", "excellent"]
+QUALITY_RATING = {label: i for i, label in enumerate(QUALITY, 1)}
+"""`input_quality` on the 1-5 scale reviewers rate."""
 CATEGORIES = [
     "Information seeking",
     "Reasoning",

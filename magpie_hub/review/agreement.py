@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from itertools import permutations
 from typing import Any
 
-QUALITY_RATING = {"very poor": 1, "poor": 2, "average": 3, "good": 4, "excellent": 5}
+from magpie_hub.curate.labels import QUALITY_RATING
+
 METRICS = {
     "quality": "interval",
     "rating_instruct": "interval",

@@ -17,6 +17,7 @@ from typing import Any
 from magpie_hub.curate.labels import CATEGORIES
 from magpie_hub.registry import ReviewOptions
 from magpie_hub.review import guidelines as text
+from magpie_hub.review.agreement import machine_labels
 
 PREFERRED = ["A", "B", "tie"]
 ANSWERS = ("response", "response_base")
@@ -33,7 +34,6 @@ def _vectors(rows: list[dict[str, Any]]) -> list[Any]:
 TAG_TERMS = ("input_quality", "difficulty", "task_category", "language", "safety")
 TAG_NUMBERS = {"instruct_reward": float, "min_neighbor_distance": float, "repeat_count": int}
 """Curation tags (`magpie-hub curate`) sent as metadata, filterable in Argilla's UI."""
-QUALITY_RATING = {"very poor": 1, "poor": 2, "average": 3, "good": 4, "excellent": 5}
 
 
 def _tag_properties(rows: list[dict[str, Any]], visible: bool) -> list[Any]:
@@ -64,14 +64,13 @@ def _tag_metadata(row: dict[str, Any]) -> dict[str, Any]:
 
 def _tag_suggestions(row: dict[str, Any]) -> list[tuple[str, Any, str]]:
     """The judge's quality and category, pre-filled for reviewers to confirm or change."""
+    labels = machine_labels(row)
     out = []
-    if row.get("input_quality") in QUALITY_RATING:
-        agent = row.get("quality_generator") or "judge"
-        out.append(("quality", QUALITY_RATING[row["input_quality"]], agent))
-    if row.get("task_category") in CATEGORIES:
-        out.append(
-            ("category", row["task_category"], row.get("task_category_generator") or "judge")
-        )
+    if "quality" in labels:
+        out.append(("quality", labels["quality"], row.get("quality_generator") or "judge"))
+    if labels.get("category") in CATEGORIES:
+        agent = row.get("task_category_generator") or "judge"
+        out.append(("category", labels["category"], agent))
     return out
 
 
@@ -207,9 +206,8 @@ def pair_record(row: dict[str, Any], options: ReviewOptions) -> dict[str, Any]:
     a = ab_order(row["uuid"], options.seed)
     b = ANSWERS[1 - ANSWERS.index(a)]
     suggestions = []
-    diff = row.get("score_difference")
-    if options.suggestions and isinstance(diff, float) and diff != 0:
-        better = "response" if diff > 0 else "response_base"
+    better = machine_labels(row).get("preferred", "tie")
+    if options.suggestions and better != "tie":
         suggestions.append(("preferred", "A" if better == a else "B", row["scorer"]))
     metadata = _metadata(row, SCORES)
     return {

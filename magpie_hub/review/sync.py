@@ -275,6 +275,15 @@ def review_status(dataset: str, *, workspace: str = DEFAULT_WORKSPACE, client: A
     }
 
 
+def review_progress(
+    dataset: str, *, workspace: str = DEFAULT_WORKSPACE, client: Any = None
+) -> dict[str, int]:
+    """{total, completed, pending} records, from the server's own count (no listing)."""
+    client = client or connect()
+    progress = _dataset(client, dataset, workspace).progress()
+    return {k: int(progress.get(k, 0)) for k in ("total", "completed", "pending")}
+
+
 def review_pull(
     build: Path, dataset: str, *, workspace: str = DEFAULT_WORKSPACE, client: Any = None
 ) -> ReviewPull:

@@ -52,6 +52,10 @@ def human_answers(responses: list[dict[str, Any]]) -> Iterator[tuple[str, str, s
             yield r["uuid"], r["user"], question, value
 
 
+def _mean(values: list[Any]) -> float | None:
+    return round(statistics.fmean(float(v) for v in values), 4) if values else None
+
+
 def aggregate(responses: list[dict[str, Any]]) -> dict[str, Any]:
     """One row's responses (from every reviewer) as review columns."""
     by_user: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -63,25 +67,20 @@ def aggregate(responses: list[dict[str, Any]]) -> dict[str, Any]:
     for _, user, question, value in human_answers(responses):
         values[question].append(value)
         answers.append({"user": user, "question": question, "value": json.dumps(value)})
-    ratings = [float(v) for v in values.get("quality", [])]
     quality, _ = majority([int(v) for v in values.get("quality", [])])
     better, better_agreement = majority(values.get("preferred", []))
     category, category_agreement = majority(values.get("category", []))
     reviewers = {r["user"] for r in responses if r["status"] in ("submitted", "discarded")}
 
-    def mean(question: str) -> float | None:
-        got = [float(v) for v in values.get(question, [])]
-        return round(statistics.fmean(got), 4) if got else None
-
     return {
         "review_count": len(reviewers),
         "review_discarded": discarded > len(reviewers) - discarded,
-        "review_quality_mean": round(statistics.fmean(ratings), 4) if ratings else None,
+        "review_quality_mean": _mean(values.get("quality", [])),
         "review_quality_majority": quality,
         "review_better": better,
         "review_better_agreement": better_agreement,
-        "review_rating_instruct_mean": mean("rating_instruct"),
-        "review_rating_base_mean": mean("rating_base"),
+        "review_rating_instruct_mean": _mean(values.get("rating_instruct", [])),
+        "review_rating_base_mean": _mean(values.get("rating_base", [])),
         "review_category": category,
         "review_category_agreement": category_agreement,
         "review_corrections": [str(v) for v in values.get("corrected_response", [])],

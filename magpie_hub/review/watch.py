@@ -66,21 +66,21 @@ def watch_round(
 ) -> WatchRound:
     """One check: release when `every` more records are complete than at the last release."""
     from magpie_hub.release.publish import publish
-    from magpie_hub.review.sync import review_pull, review_status
+    from magpie_hub.review.sync import review_progress, review_pull
 
     folder = BuildFolder(build)
     state = _state(folder)
     workspace = config.review.workspace
-    status = review_status(dataset, workspace=workspace)
-    done = WatchRound(status["completed"], status["records"])
-    if status["completed"] - state.get("completed", 0) < every:
+    progress = review_progress(dataset, workspace=workspace)  # a count, not a listing
+    done = WatchRound(progress["completed"], progress["total"])
+    if done.completed - state.get("completed", 0) < every:
         return done
     review_pull(build, dataset, workspace=workspace)
     tag = f"{tag_prefix}{state.get('releases', 0) + 1}"
     result = publish(config, build, repo, tag, local=local)
     done.released = tag
     done.stages = [{"name": s.name, "ran": s.ran, "detail": s.detail} for s in result.stages]
-    state.update(completed=status["completed"], releases=state.get("releases", 0) + 1, tag=tag)
+    state.update(completed=done.completed, releases=state.get("releases", 0) + 1, tag=tag)
     write_json(folder.watch_state, state)
     return done
 
