@@ -99,7 +99,12 @@ def test_a_second_generate_on_the_same_folder_is_refused_naming_the_first(
     while time.monotonic() < deadline and not list((out / ".magpie" / "chunks").glob("*.json")):
         assert first.poll() is None, first.stderr.read() if first.stderr else ""
         time.sleep(0.1)
-    second = subprocess.run([*cmd, "-q"], capture_output=True, text=True, timeout=120)
+    # Pause the first run so it cannot finish (and release the lock) while the second starts.
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = subprocess.run([*cmd, "-q"], capture_output=True, text=True, timeout=120)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert second.returncode == 1, second.stderr
     assert f"PID {first.pid}" in second.stderr and "Hint:" in second.stderr
     assert "Traceback" not in second.stderr
