@@ -85,6 +85,8 @@ class BuildFolder:
         self.manifest_path = root / MANIFEST
         self.publish_state = self.work / "publish.json"
         self.watch_state = self.work / "watch.json"
+        self.engine_events = self.work / "engine-events.jsonl"
+        """What engines reported during the last run (servers that failed, requests moved)."""
         self.release = self.work / "release"
         self.reviews = root / "reviews"
         self._markers: dict[str, dict[str, Any]] = {}

@@ -90,8 +90,9 @@ class EngineConfig(StrictModel):
     threads: int | None = Field(None, ge=1)
     token: SecretStr | None = None
     """Hugging Face token for gated models (transformers engine). Never written anywhere."""
-    base_url: str | None = None
-    """OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (openai engine)."""
+    base_url: str | list[str] | None = None
+    """OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1, or a list of servers of the
+    same model: requests are spread over the healthy ones (openai engine)."""
     api_key: SecretStr | None = None
     """Key for that server; default: the MAGPIE_HUB_API_KEY variable. Never written anywhere."""
     request_extra: dict[str, Any] = Field(default_factory=dict)
@@ -103,6 +104,20 @@ class EngineConfig(StrictModel):
     """How the openai engine asks for schema-forced JSON (judges): `response_format` (vLLM's
     and OpenAI-style servers), `json_schema` (llama.cpp's server), `grammar` (GBNF made
     locally, for llama-cpp-python's server) or `none` (parse leniently)."""
+    tensor_parallel_size: int = Field(1, ge=1)
+    """GPUs one vLLM engine spreads the model over (vllm engine)."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _urls(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and not value:
+            raise ValueError("the list of servers is empty")
+        return value
+
+    def base_urls(self) -> list[str]:
+        """The servers as a list, without trailing slashes (empty when none is set)."""
+        urls = [self.base_url] if isinstance(self.base_url, str) else self.base_url or []
+        return [u.rstrip("/") for u in urls]
 
 
 class ScorerConfig(StrictModel):
@@ -222,6 +237,26 @@ class ReviewConfig(StrictModel):
     """Seeds the sample and the A/B order of blind pairs."""
 
 
+class ExecutionConfig(StrictModel):
+    """Where the pipeline's steps run; not part of the build identity (same rows either way)."""
+
+    backend: Literal["local", "ray"] = "local"
+    """`local`: one process per step on this machine. `ray`: each step a Ray actor."""
+    address: str | None = None
+    """Ray cluster to join (e.g. `ray://10.0.0.5:10001` or `10.0.0.5:6379`); default: a
+    local Ray runtime started for the run and stopped after it."""
+    replicas: dict[str, int] = Field(default_factory=dict)
+    """Step name -> copies of that step, each with its own engine (e.g. {response = 2})."""
+
+    @field_validator("replicas")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        for step, count in value.items():
+            if count < 1:
+                raise ValueError(f"replicas of step {step!r} must be at least 1, not {count}")
+        return value
+
+
 class RunConfig(StrictModel):
     """Fields every recipe shares. Recipes subclass this with their own sections."""
 
@@ -245,6 +280,8 @@ class RunConfig(StrictModel):
     """Human review in Argilla; not part of the build identity."""
     views: list[Literal["sharegpt", "alpaca"]] = Field(default_factory=list)
     """Training-ready views written beside the rows (`generate/training_views.py`)."""
+    execution: ExecutionConfig = ExecutionConfig()
+    """Local processes or a Ray cluster (`--ray`)."""
 
     @model_validator(mode="after")
     def _attempts_cover_the_rows(self) -> RunConfig:
@@ -269,9 +306,11 @@ class RunConfig(StrictModel):
         filter excluded: row i is the same row whatever the count)."""
         data = redacted_dump(self)
         later = ("card", "curate", "filter", "review", "views")  # applied to finished rows
-        for key in ("num_rows", "target", "max_attempts", *later):
+        for key in ("num_rows", "target", "max_attempts", "execution", *later):
             data.pop(key, None)
         data["engine"].pop("json_mode", None)  # judges only; generation never forces JSON
+        for how in ("tensor_parallel_size", "base_url"):  # where and how, not what
+            data["engine"].pop(how, None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

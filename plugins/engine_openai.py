@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,32 +19,32 @@ from pydantic import PrivateAttr
 from magpie_hub.config import EngineConfig
 from magpie_hub.engines.base import Completion, ModelInfo, RawTextLLM, Sampling
 from magpie_hub.engines.models import load_chat_template
+from magpie_hub.engines.servers import ServerPool
 from magpie_hub.errors import ConfigError, EngineError
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import Engine
 
 API_KEY_ENV = "MAGPIE_HUB_API_KEY"
-RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
 class OpenAICompletionsLLM(RawTextLLM):
-    """POST /completions with the exact prompt text; retries rate limits and server errors."""
+    """POST /completions with the exact prompt text, spread over one or more servers of the
+    same model; a failed request moves to another server (`engines.servers`)."""
 
-    base_url: str
+    base_urls: list[str]
     request_extra: dict[str, Any] = {}
     json_mode: str = "response_format"
     supports_json_schema = True
     timeout: float = 600.0
-    retries: int = 4
     _api_key: str | None = PrivateAttr(None)
-    _client: Any = PrivateAttr(None)
+    _pool: ServerPool | None = PrivateAttr(None)
 
     @classmethod
     def for_model(cls, cfg: EngineConfig, info: ModelInfo) -> RawTextLLM:
         llm = cls(
             model_path=str(info.path),
             model_id=info.model_id,
-            base_url=_base(cfg),
+            base_urls=_bases(cfg),
             request_extra=cfg.request_extra,
             json_mode=cfg.json_mode,
         )
@@ -55,14 +54,32 @@ class OpenAICompletionsLLM(RawTextLLM):
     def load(self) -> None:
         super().load()
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=self.timeout)
+        self._pool = ServerPool(self.base_urls, headers=headers, timeout=self.timeout)
+        self._pool.open()
 
     def unload(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def complete_batch(
+        self, prompts: list[str], seeds: list[int], sampling: Sampling
+    ) -> list[Completion]:
+        """With several servers, as many requests in flight as there are servers."""
+        if len(self.base_urls) == 1 or len(prompts) == 1:
+            return super().complete_batch(prompts, seeds, sampling)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(self.base_urls)) as pool:
+            return list(
+                pool.map(
+                    lambda ps: self.complete(ps[0], seed=ps[1], sampling=sampling),
+                    zip(prompts, seeds, strict=True),
+                )
+            )
 
     def complete(self, prompt: str, *, seed: int, sampling: Sampling) -> Completion:
+        assert self._pool is not None, "load() first"
         body = {
             "model": self.model_id,
             "prompt": prompt,
@@ -74,15 +91,10 @@ class OpenAICompletionsLLM(RawTextLLM):
             **_structured(sampling.json_schema, self.json_mode),
             **self.request_extra,
         }
-        for attempt in range(self.retries + 1):
-            response = self._client.post("/completions", json=body)
-            if response.status_code not in RETRY_STATUS or attempt == self.retries:
-                break
-            time.sleep(min(2**attempt, 30))
+        response = self._pool.post("/completions", body)
         if response.status_code != 200:
             raise EngineError(
-                f"{self.base_url}/completions answered {response.status_code}: "
-                f"{response.text[:300]}"
+                f"{response.request.url} answered {response.status_code}: {response.text[:300]}"
             )
         data = response.json()
         choice = data["choices"][0]
@@ -109,14 +121,15 @@ def _structured(schema: str | None, mode: str) -> dict[str, Any]:
     return {"response_format": {"type": "json_schema", "json_schema": spec}}
 
 
-def _base(cfg: EngineConfig) -> str:
-    if not cfg.base_url:
+def _bases(cfg: EngineConfig) -> list[str]:
+    if not cfg.base_urls():
         raise ConfigError(
             "engine 'openai' needs engine.base_url",
             field="engine.base_url",
-            hint='Set it, e.g. --set engine.base_url="http://127.0.0.1:8000/v1"',
+            hint='Set it, e.g. --set engine.base_url="http://127.0.0.1:8000/v1" (or a list '
+            "of servers of the same model)",
         )
-    return cfg.base_url.rstrip("/")
+    return cfg.base_urls()
 
 
 def _api_key(cfg: EngineConfig) -> str | None:
@@ -124,16 +137,21 @@ def _api_key(cfg: EngineConfig) -> str | None:
 
 
 def probe(cfg: EngineConfig) -> None:
-    """Check that the server answers raw-prompt completions for this model."""
-    base, key = _base(cfg), _api_key(cfg)
+    """Check that every server answers raw-prompt completions for this model."""
+    key = _api_key(cfg)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    body = {"model": cfg.model, "prompt": "Hi", "max_tokens": 1}
+    for base in _bases(cfg):
+        _probe_one(base, cfg.model, headers)
+
+
+def _probe_one(base: str, model: str, headers: dict[str, str]) -> None:
+    body = {"model": model, "prompt": "Hi", "max_tokens": 1}
     try:
         response = httpx.post(f"{base}/completions", json=body, headers=headers, timeout=60)
     except httpx.HTTPError as exc:
         raise EngineError(
             f"cannot reach {base} ({type(exc).__name__}: {exc})",
-            hint="Start the server, or fix engine.base_url.",
+            hint="Start the server, or fix (or remove) it in engine.base_url.",
         ) from exc
     if response.status_code in (404, 405):
         raise EngineError(
@@ -163,14 +181,15 @@ def inspect_model(cfg: EngineConfig) -> ModelInfo:
             template.bos_token if template else "",
             template.eos_token if template else "",
         )
-    identity = f"{_base(cfg)}|{cfg.model}|{template.source if template else ''}"
+    # The model and its template are the identity; which servers serve it is not.
+    identity = f"{cfg.model}|{template.source if template else ''}"
     return ModelInfo(
         model_id=cfg.model,
         path=Path(cfg.tokenizer or "."),
         sha256=hashlib.sha256(identity.encode()).hexdigest(),
         chat_template=template,
         format="remote",
-        details={"base_url": _base(cfg)},
+        details={"base_urls": _bases(cfg)},
     )
 
 

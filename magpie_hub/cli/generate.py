@@ -122,6 +122,7 @@ def summarize(result: GenerateResult) -> dict[str, Any]:
         "rows_per_second": m["timings"]["rows_per_second"],
         "resumed": m["resumed"],
         "data_files": m["data_files"],
+        "engine_events": m.get("engine_events") or {},
     }
 
 
@@ -138,10 +139,22 @@ def summary_table(s: dict[str, Any]) -> Table:
         ("pending", str(s["pending"])),
         ("time", f"{s['seconds']:.1f} s ({s['rows_per_second'] or 0:.2f} rows/s)"),
         ("resumed", "yes" if s["resumed"] else "no"),
+        *_server_rows(s["engine_events"]),
     ]
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+def _server_rows(events: dict[str, Any]) -> list[tuple[str, str]]:
+    """What happened to the engine's servers, when anything did."""
+    if not events:
+        return []
+    failures = ", ".join(f"{url}: {n}" for url, n in events["server_failures"].items())
+    return [
+        ("server failures", failures or "none"),
+        ("requests moved", f"{events['requests_moved']} (retried on another server)"),
+    ]
 
 
 def register(app: typer.Typer) -> None:

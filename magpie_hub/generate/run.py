@@ -16,6 +16,7 @@ from magpie_hub import __version__
 from magpie_hub.build import BuildFolder
 from magpie_hub.config import InstructionSampling, RunConfig, redacted_dump
 from magpie_hub.engines.base import ModelInfo, RawTextLLM
+from magpie_hub.engines.servers import engine_events_to, summarize_events
 from magpie_hub.errors import ConfigError
 from magpie_hub.plugins import get_registry
 from magpie_hub.prompts.templates import PromptFormat, resolve
@@ -125,9 +126,11 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
     config, folder, model, engine = plan.config, plan.folder, plan.model, plan.engine
     started = time.monotonic()
     attempts = config.num_rows
+    folder.engine_events.unlink(missing_ok=True)  # the summary tells this run's events
     while True:
         if todo := folder.pending(attempts):
-            _run_rows(plan, todo, attempts, on_progress)
+            with engine_events_to(folder.engine_events):
+                _run_rows(plan, todo, attempts, on_progress)
         kept = sum(1 for i in folder.chunk_state().written if i < attempts)
         if folder.pending(attempts) or kept >= config.num_rows:
             break  # interrupted, or enough rows
@@ -186,6 +189,7 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
         },
         "resumed": plan.resumed,
         "failed_rows": len(state.failed),
+        "engine_events": summarize_events(folder.engine_events),
         "features": plan.recipe.features.to_dict(),
         "views": folder.write_views(views),
         "data_files": folder.data_files(),
