@@ -32,6 +32,7 @@ class LlamaCppLLM(RawTextLLM):
     _model: Any = PrivateAttr(None)
     _grammars: dict[str, Any] = PrivateAttr(default_factory=dict)
     supports_first_token_ban = True
+    uses_cpu_threads = True
     supports_json_schema = True
 
     def load(self) -> None:

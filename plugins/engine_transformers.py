@@ -30,6 +30,7 @@ class TransformersLLM(RawTextLLM):
     _model: Any = PrivateAttr(None)
     _tokenizer: Any = PrivateAttr(None)
     supports_first_token_ban = True
+    uses_cpu_threads = True
 
     def load(self) -> None:
         super().load()

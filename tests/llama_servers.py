@@ -24,7 +24,9 @@ def embedded_gguf() -> Path:
     return model
 
 
-def start_llama_server(log: Path, *, threads: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_llama_server(
+    log: Path, *, threads: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start a server of the embedded model; return it and its base URL once it answers."""
     port = free_port()
     with log.open("w") as out:

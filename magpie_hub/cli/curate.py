@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from magpie_hub.cli.options import AsJson, Overrides, Quiet
+from magpie_hub.cli.options import AsJson, Overrides, Quiet, Ray, ray_overrides
 from magpie_hub.cli.output import err, out, print_json
 from magpie_hub.config import DEFAULT_CONFIG_NAME
 from magpie_hub.curate.config import load_curation
@@ -24,13 +24,14 @@ def curate_command(
         Path, typer.Option("--out", "-o", help="The build folder to curate.")
     ] = Path("build"),
     overrides: Overrides = None,
+    ray: Ray = None,
     quiet: Quiet = False,
     as_json: AsJson = False,
 ) -> None:
     """Tag the rows of a finished build (judge tags, language, reward, safety, near-duplicates)
     and apply [filter] as the `filtered` view; re-run to continue an interrupted run."""
-    cfg = load_curation(config, overrides=overrides or [])
-    plan = plan_curate(out_dir, cfg.curate, cfg.filter, seed=cfg.seed)
+    cfg = load_curation(config, overrides=[*(overrides or []), *ray_overrides(ray)])
+    plan = plan_curate(out_dir, cfg.curate, cfg.filter, seed=cfg.seed, execution=cfg.execution)
     if quiet or as_json:
         result = run_curate(plan)
     else:

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from magpie_hub.build import BuildFolder
-from magpie_hub.cli.options import AsJson, Overrides, Quiet
+from magpie_hub.cli.options import AsJson, Overrides, Quiet, Ray, ray_overrides
 from magpie_hub.cli.output import err, out, print_json
 from magpie_hub.config import DEFAULT_CONFIG_NAME, load_config
 from magpie_hub.generate.run import BuildPlan, GenerateResult, plan_build, run_build
@@ -60,11 +60,12 @@ def generate_command(
     force: Annotated[
         bool, typer.Option("--force", help="Discard a build made from a different config.")
     ] = False,
+    ray: Ray = None,
     quiet: Quiet = False,
     as_json: AsJson = False,
 ) -> None:
     """Generate a dataset into a build folder; re-run to continue an interrupted build."""
-    sets = [*(overrides or []), *([f"target={target}"] if target else [])]
+    sets = [*(overrides or []), *([f"target={target}"] if target else []), *ray_overrides(ray)]
     cfg = load_config(config, get_registry(), overrides=sets, num_rows=num_rows)
     with BuildFolder(out_dir).writer():
         result = _run(plan_build(cfg, out_dir, force=force), quiet or as_json)
@@ -100,11 +101,17 @@ def _run(plan: BuildPlan, hide: bool) -> GenerateResult:
         ) as bar:
             task = bar.add_task("rows", total=plan.config.num_rows)
             result = run_build(
-                plan, on_progress=lambda done, total: bar.update(task, completed=done, total=total)
+                plan,
+                on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+                on_warning=_warn,
             )
     else:
-        result = run_build(plan)
+        result = run_build(plan, on_warning=_warn)
     return result
+
+
+def _warn(message: str) -> None:
+    err.print(f"[yellow]Warning:[/] {message}", highlight=False)
 
 
 def summarize(result: GenerateResult) -> dict[str, Any]:

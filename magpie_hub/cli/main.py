@@ -84,13 +84,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(argv: list[str] | None) -> None:
+    from magpie_hub.cli.options import bare_ray_flag
+
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         app = make_app()
         if "plugins" not in (argv if argv is not None else sys.argv[1:]):
             _warn_plugin_failures()
         # Without standalone mode, Click returns the code of a `typer.Exit` instead of raising.
-        code = app(args=argv, standalone_mode=False)
+        args = bare_ray_flag(argv if argv is not None else sys.argv[1:])
+        code = app(args=args, standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except MagpieHubError as exc:

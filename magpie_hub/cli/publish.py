@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from magpie_hub.cli.options import Ray, ray_overrides
 from magpie_hub.cli.output import err, out, print_json
 from magpie_hub.config import load_config
 from magpie_hub.plugins import get_registry
@@ -37,9 +38,10 @@ def publish_command(
         typer.Option("--summary", help="Append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stages as JSON.")] = False,
+    ray: Ray = None,
 ) -> None:
     """Publish CONFIG as release TAG of REPO, running only the stages that are out of date."""
-    cfg = load_config(config, get_registry(), overrides=overrides or [])
+    cfg = load_config(config, get_registry(), overrides=[*(overrides or []), *ray_overrides(ray)])
     dataset = (review_dataset or repo.split("/")[-1]) if review else None
     with err.status("publishing ...") as status:
         result = publish(

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from magpie_hub.config import (
     CurateConfig,
+    ExecutionConfig,
     FilterConfig,
     apply_overrides,
     describe_error,
@@ -24,6 +25,7 @@ class CurationConfig(BaseModel):
     seed: int = Field(42, ge=0, lt=2**31)
     curate: CurateConfig
     filter: FilterConfig | None = None
+    execution: ExecutionConfig = ExecutionConfig()
 
 
 def load_curation(path: Path, *, overrides: list[str] | None = None) -> CurationConfig:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from magpie_hub.build import BuildFolder
-from magpie_hub.config import CurateConfig, FilterConfig, redacted_dump
+from magpie_hub.config import CurateConfig, ExecutionConfig, FilterConfig, redacted_dump
 from magpie_hub.curate.filters import FilterPlan, apply_filter, plan_filter
 from magpie_hub.curate.kit import (
     ERROR,
@@ -32,6 +32,7 @@ from magpie_hub.curate.kit import (
     store_features,
 )
 from magpie_hub.errors import BuildFolderError, CurateIncompleteError
+from magpie_hub.execution import connect_ray, for_backend, machine_cores, prepare_steps, run_env
 from magpie_hub.plugins import get_registry
 from magpie_hub.registry import Tagger, View
 from magpie_hub.running import ProgressCallback as Progress
@@ -51,6 +52,9 @@ class CuratePlan:
     base_columns: list[str]
     filter: FilterPlan | None
     judge: dict[str, Any] | None
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    cores: int | None = None
+    """The cores the judge engines share on this machine (None: they run on other nodes)."""
 
 
 @dataclass
@@ -63,7 +67,12 @@ class CurateResult:
 
 
 def plan_curate(
-    build: Path, config: CurateConfig, filter_config: FilterConfig | None, *, seed: int = 42
+    build: Path,
+    config: CurateConfig,
+    filter_config: FilterConfig | None,
+    *,
+    seed: int = 42,
+    execution: ExecutionConfig | None = None,
 ) -> CuratePlan:
     """Resolve taggers, the judge and the filter; raises before any work."""
     folder = BuildFolder(build)
@@ -85,8 +94,22 @@ def plan_curate(
     columns: dict[str, str | None] = {c: None for c in base_columns}
     columns.update({c: t.name for t in taggers for c in t.columns})
     plan = plan_filter(filter_config, columns) if filter_config else None
+    execution = execution or ExecutionConfig()
+    cores: int | None = machine_cores()
+    if execution.backend == "ray" and not connect_ray(execution, model_paths=[]):
+        cores = None
     return CuratePlan(
-        folder, manifest, config, taggers, ctx, stores, base_columns, plan, judge_info
+        folder,
+        manifest,
+        config,
+        taggers,
+        ctx,
+        stores,
+        base_columns,
+        plan,
+        judge_info,
+        execution,
+        cores,
     )
 
 
@@ -192,7 +215,8 @@ def _run_pipeline(
     total = sum(len(r[TODO]) for r in todo)
     before = sum(len(committed_uuids(p)) for p in plan.stores.values())
     done = lambda: sum(len(committed_uuids(p)) for p in plan.stores.values()) - before  # noqa: E731
-    run_pipeline(pipeline, done, total, on_progress)
+    prepare_steps(pipeline, plan.execution, run_env(), cores=plan.cores)
+    run_pipeline(for_backend(pipeline, plan.execution), done, total, on_progress)
 
 
 def _join(

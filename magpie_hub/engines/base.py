@@ -123,7 +123,15 @@ class RawTextLLM(LLM):
     """Whether `Sampling.json_schema` constrains the output (else callers parse leniently)."""
     supports_first_token_ban: ClassVar[bool] = False
     """Whether the engine can ban tokens at the first position only (`ban_first_tokens`)."""
+    uses_cpu_threads: ClassVar[bool] = False
+    """Whether `threads` sets how many CPU cores the engine computes on."""
+    run_env: dict[str, str] = Field(default_factory=dict, exclude=True)
+    """Variables set in the step's process when the LLM loads (it may run on a Ray node)."""
     _banned: dict[tuple[str, ...], list[int]] = PrivateAttr(default_factory=dict)
+
+    def load(self) -> None:
+        os.environ.update(self.run_env)
+        super().load()
 
     @classmethod
     def for_model(cls, cfg: EngineConfig, info: ModelInfo) -> RawTextLLM:

@@ -13,8 +13,6 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,20 +94,6 @@ class ServerPool:
             hint="Check that the servers are up (engine.base_url), then re-run: finished "
             "batches are kept.",
         )
-
-
-@contextmanager
-def engine_events_to(path: Path) -> Iterator[None]:
-    """Engines (and the step processes they run in) append their events to `path`."""
-    previous = os.environ.get(ENGINE_EVENTS_ENV)
-    os.environ[ENGINE_EVENTS_ENV] = str(path)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(ENGINE_EVENTS_ENV, None)
-        else:
-            os.environ[ENGINE_EVENTS_ENV] = previous
 
 
 def record_event(event: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
@@ -16,8 +17,9 @@ from magpie_hub import __version__
 from magpie_hub.build import BuildFolder
 from magpie_hub.config import InstructionSampling, RunConfig, redacted_dump
 from magpie_hub.engines.base import ModelInfo, RawTextLLM
-from magpie_hub.engines.servers import engine_events_to, summarize_events
+from magpie_hub.engines.servers import ENGINE_EVENTS_ENV, summarize_events
 from magpie_hub.errors import ConfigError
+from magpie_hub.execution import connect_ray, for_backend, machine_cores, prepare_steps, run_env
 from magpie_hub.plugins import get_registry
 from magpie_hub.prompts.templates import PromptFormat, resolve
 from magpie_hub.registry import BuildContext, Engine, Recipe
@@ -52,6 +54,8 @@ class BuildPlan:
     """Resolved once for the build; its chat template renders on `render_date`."""
     render_date: str | None
     """The day the prompts render (None: the template does not use the date)."""
+    cores: int | None = None
+    """The cores the engine steps share on this machine (None: they run on other nodes)."""
 
 
 def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPlan:
@@ -68,6 +72,7 @@ def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPla
     for name, cfg in config.extra_engines().items():
         extra = registry.engine(cfg.name)
         extras[name] = (extra, extra.inspect_model(cfg))
+    cores = _connect(config, [model, *(info for _, info in extras.values())])
     folder = BuildFolder(out)
     resumed = folder.prepare(_identity(config, model, extras), force=force)
     previous = folder.read_manifest() or {}
@@ -84,7 +89,16 @@ def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPla
         previous=previous,
         format=fmt if day is None else _prompt_format(config, model, day),
         render_date=day,
+        cores=cores,
     )
+
+
+def _connect(config: RunConfig, models: list[ModelInfo]) -> int | None:
+    """On Ray: join the cluster and check its nodes (before the folder is touched)."""
+    if config.execution.backend == "local":
+        return machine_cores()
+    files = [str(m.path) for m in models if m.format != "remote"]
+    return machine_cores() if connect_ray(config.execution, model_paths=files) else None
 
 
 def _plugin_versions(*names: str) -> dict[str, str | None]:
@@ -120,7 +134,12 @@ def generate(
         return run_build(plan_build(config, out, force=force), on_progress=on_progress)
 
 
-def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -> GenerateResult:
+def run_build(
+    plan: BuildPlan,
+    *,
+    on_progress: ProgressCallback | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> GenerateResult:
     """Run the planned pipeline (topped up with new rows while target `kept` is short),
     then consolidate the shards and write the manifest."""
     config, folder, model, engine = plan.config, plan.folder, plan.model, plan.engine
@@ -129,8 +148,7 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
     folder.engine_events.unlink(missing_ok=True)  # the summary tells this run's events
     while True:
         if todo := folder.pending(attempts):
-            with engine_events_to(folder.engine_events):
-                _run_rows(plan, todo, attempts, on_progress)
+            _run_rows(plan, todo, attempts, on_progress, on_warning)
         kept = sum(1 for i in folder.chunk_state().written if i < attempts)
         if folder.pending(attempts) or kept >= config.num_rows:
             break  # interrupted, or enough rows
@@ -199,7 +217,11 @@ def run_build(plan: BuildPlan, *, on_progress: ProgressCallback | None = None) -
 
 
 def _run_rows(
-    plan: BuildPlan, todo: list[int], attempts: int, on_progress: ProgressCallback | None
+    plan: BuildPlan,
+    todo: list[int],
+    attempts: int,
+    on_progress: ProgressCallback | None,
+    on_warning: Callable[[str], None] | None,
 ) -> None:
     """One pipeline run over the row indices `todo`."""
     config, folder, model, engine = plan.config, plan.folder, plan.model, plan.engine
@@ -215,13 +237,17 @@ def _run_rows(
         make_extra_llm=partial(_make_extra_llm, plan),
     )
     pipeline = plan.recipe.build_pipeline(ctx)
+    env = {**run_env(), ENGINE_EVENTS_ENV: str(folder.engine_events)}
+    warning = prepare_steps(pipeline, config.execution, env, cores=plan.cores)
+    if warning and on_warning:
+        on_warning(warning)
     identity = _identity(config, model, plan.extras)
     previous = folder.read_manifest() or plan.previous
     folder.write_manifest(
         {**previous, **identity, "render_date": plan.render_date, "status": "running"}
     )
     settled = lambda: len(folder.chunk_state().settled)  # noqa: E731
-    run_pipeline(pipeline, settled, attempts, on_progress)
+    run_pipeline(for_backend(pipeline, config.execution), settled, attempts, on_progress)
 
 
 def _views(plan: BuildPlan, pending: int) -> dict[str, Any]:

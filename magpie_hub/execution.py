@@ -1,0 +1,204 @@
+"""Where a pipeline's steps run: local processes (distilabel's `Pipeline`) or Ray actors
+(distilabel's `RayPipeline`). Everything else about a build is the same on both.
+
+Engine steps are found once (`engine_steps`); they get their replicas, the cores they may
+use and the variables their process needs (`prepare_steps`). On Ray, we connect before
+the build folder is touched and check every node can run the steps (`connect_ray`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from magpie_hub.errors import ConfigError, EngineError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from magpie_hub.config import ExecutionConfig
+    from magpie_hub.engines.base import RawTextLLM
+
+RAY_INSTALL = "pip install 'magpie-hub[ray]'"
+PASSED_ENV_PREFIXES = ("MAGPIE_HUB_", "HF_", "DISTILABEL_", "VLLM_")
+SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+log = logging.getLogger(__name__)
+
+
+def engine_steps(pipeline: Any) -> Iterator[tuple[Any, RawTextLLM]]:
+    """(step, its LLM) for every step of `pipeline` that runs one of our engines."""
+    from magpie_hub.engines.base import RawTextLLM
+
+    for name in pipeline.dag:
+        step = pipeline.dag.get_step(name)["step"]
+        llm = getattr(step, "llm", None)
+        if isinstance(llm, RawTextLLM):
+            yield step, llm
+
+
+def prepare_steps(
+    pipeline: Any, execution: ExecutionConfig, env: dict[str, str], *, cores: int | None
+) -> str | None:
+    """Set replicas, engine threads and run variables on the engine steps. `cores` is what
+    this machine's engines share (None: they run elsewhere). Returns a warning, if any."""
+    steps = list(engine_steps(pipeline))
+    names = {step.name for step, _ in steps}
+    for name in execution.replicas:
+        if name not in names:
+            raise ConfigError(
+                f"execution.replicas: {name!r} is not an engine step of this recipe",
+                field="execution.replicas",
+                hint=f"Engine steps: {', '.join(sorted(names))}.",
+            )
+    for step, llm in steps:
+        step.resources.replicas = execution.replicas.get(step.name, 1)
+        llm.run_env = env
+    return share_cores([(llm, step.resources.replicas) for step, llm in steps], cores)
+
+
+def share_cores(engines: list[tuple[RawTextLLM, int]], cores: int | None) -> str | None:
+    """Give each CPU engine process an equal share of `cores` unless its threads are set;
+    say when the set threads ask for more cores than there are."""
+    cpu = [(llm, n) for llm, n in engines if llm.uses_cpu_threads]
+    processes = sum(n for _, n in cpu)
+    if not processes or cores is None:
+        return None
+    for llm, _ in cpu:
+        if llm.threads is None:
+            llm.threads = max(1, cores // processes)
+    asked = sum(llm.threads * n for llm, n in cpu if llm.threads)
+    if asked <= cores:
+        return None
+    return (
+        f"{processes} engine processes with {asked} threads in all on {cores} cores: they "
+        "will slow each other down (on 2 cores, 4 threads ran 2.7x slower than 2). Leave "
+        "engine.threads unset to share the cores, or lower it."
+    )
+
+
+def machine_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+def run_env() -> dict[str, str]:
+    """The variables an engine step needs wherever it runs (never a secret)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(PASSED_ENV_PREFIXES) and not any(w in k for w in SECRET_WORDS)
+    }
+
+
+def for_backend(pipeline: Any, execution: ExecutionConfig) -> Any:
+    """The pipeline to run: itself, or its `RayPipeline` on the connected cluster. Steps
+    without an engine (row source, writers) are pinned to this machine: they read and
+    write the build folder."""
+    if execution.backend == "local":
+        return pipeline
+    import ray
+
+    engines = {step.name for step, _ in engine_steps(pipeline)}
+    here = {f"node:{ray.util.get_node_ip_address()}": 0.001}
+    for name in pipeline.dag:
+        step = pipeline.dag.get_step(name)["step"]
+        if name not in engines:
+            step.resources.resources = here
+    return pipeline.ray()  # we connected already: distilabel reuses the session
+
+
+def connect_ray(execution: ExecutionConfig, *, model_paths: list[str]) -> bool:
+    """Connect to the configured cluster (or start a local Ray runtime) and check that every
+    node can run the steps. Returns True when the steps share this machine's cores."""
+    try:
+        import ray
+    except ImportError:
+        raise MissingDependencyError("ray", "execution.backend 'ray'", RAY_INSTALL) from None
+    address = execution.address
+    if address and not address.startswith("ray://") and address != "auto":
+        _check_reachable(address)
+    if not ray.is_initialized():
+        env = {"DISTILABEL_LOG_LEVEL": "WARNING", **run_env()}
+        kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": False}
+        if not address:
+            kwargs |= {"include_dashboard": False, "num_cpus": machine_cores()}
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise EngineError(
+                f"cannot join the Ray cluster at {address}: {exc}",
+                hint="Start it (scripts/ray-cluster.sh start), or fix execution.address.",
+            ) from None
+    _check_driver_is_a_node()
+    check_nodes(model_paths, ["magpie_hub", "distilabel"])
+    return not address or _all_nodes_local()
+
+
+def _check_driver_is_a_node() -> None:
+    """The writers are pinned to this machine, so it must be a node of the cluster."""
+    import ray
+
+    here = f"node:{ray.util.get_node_ip_address()}"
+    if not any(here in n["Resources"] for n in ray.nodes() if n["Alive"]):
+        raise EngineError(
+            f"this machine ({here[5:]}) is not a node of the Ray cluster, so no step could "
+            "write to its build folder",
+            hint="Run magpie-hub on the head or on a node of the cluster (`ray start "
+            "--address ...` here first).",
+        )
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast on an address nothing listens at (ray.init would wait for a minute)."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as exc:
+        raise EngineError(
+            f"no Ray cluster answers at {address} ({exc})",
+            hint="Start one (scripts/ray-cluster.sh start) or fix execution.address "
+            "(host:port of the head's GCS, e.g. 127.0.0.1:6379).",
+        ) from None
+
+
+def _all_nodes_local() -> bool:
+    import ray
+
+    here = ray.util.get_node_ip_address()
+    return all(n["NodeManagerAddress"] == here for n in ray.nodes() if n["Alive"])
+
+
+def check_nodes(paths: list[str], modules: list[str]) -> None:
+    """Every alive node has the files at `paths` and can import `modules`."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    @ray.remote(num_cpus=0)
+    def lacks(paths: list[str], modules: list[str]) -> list[str]:
+        import importlib
+        import os
+
+        missing = [f"file {p}" for p in paths if not os.path.exists(p)]
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                missing.append(f"Python package {module}")
+        return missing
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    tasks = [
+        lacks.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+        ).remote(paths, modules)
+        for n in nodes
+    ]
+    for node, missing in zip(nodes, ray.get(tasks, timeout=120), strict=True):
+        if missing:
+            raise EngineError(
+                f"Ray node {node['NodeManagerAddress']} lacks {', '.join(missing)}",
+                hint="Install magpie-hub and its engine on every node and put the model at "
+                "the same path on each (or use a shared filesystem).",
+            )

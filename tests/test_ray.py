@@ -1,0 +1,171 @@
+"""The Ray backend on a real local cluster (scripts/ray-cluster.sh: a head and 2 workers):
+the same rows as the local backend, resume after `kill -9` of the driver, clear refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import free_port, write_config
+
+ROOT = Path(__file__).parent.parent
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+CONFIG = """
+recipe = "magpie"
+num_rows = {rows}
+seed = 11
+batch_size = 2
+{extra}
+[engine]
+model = "embedded:smollm2"
+[instruction]
+max_new_tokens = 24
+[response]
+max_new_tokens = 24
+"""
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:  # the dev install has it: a failure, no skip
+        pytest.fail("needs the ray extra: pip install 'magpie-hub[ray]'")
+    env = {
+        **os.environ,
+        "MAGPIE_HUB_RAY_HOME": str(tmp_path_factory.mktemp("ray")),
+        "MAGPIE_HUB_RAY_PORT": str(free_port()),
+    }
+    script = str(ROOT / "scripts" / "ray-cluster.sh")
+    started = subprocess.run(
+        ["bash", script, "start"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert started.returncode == 0, started.stderr
+    address = started.stdout.strip().removeprefix("export MAGPIE_HUB_RAY_ADDRESS=")
+    try:
+        yield address
+    finally:
+        subprocess.run(["bash", script, "stop"], env=env, capture_output=True, timeout=120)
+
+
+def generate(config: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "magpie_hub", "generate", str(config), "--out", str(out)]
+    return subprocess.run([*cmd, "--json", *extra], capture_output=True, text=True, timeout=900)
+
+
+def rows(build: Path) -> list[dict]:
+    table = pq.read_table(build / "data" / "train-00000-of-00001.parquet")
+    return table.select(["uuid", "instruction", "response"]).to_pylist()
+
+
+def committed(build: Path) -> dict[str, bytes]:
+    """Every committed chunk file of a build, by name, with its bytes."""
+    chunks = build / ".magpie" / "chunks"
+    return {p.name: p.read_bytes() for p in sorted(chunks.glob("chunk-*"))}
+
+
+@pytest.mark.embedded
+def test_a_ray_build_equals_the_local_build(
+    ray_cluster: str, embedded_model: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.toml", CONFIG.format(rows=8, extra=""))
+    local = generate(config, tmp_path / "local")
+    assert local.returncode == 0, local.stderr
+    on_ray = write_config(
+        tmp_path / "ray.toml",
+        CONFIG.format(rows=8, extra="[execution]\nreplicas = {response = 2}"),
+    )
+    remote = generate(on_ray, tmp_path / "ray", "--ray", ray_cluster)
+    assert remote.returncode == 0, remote.stderr
+    assert rows(tmp_path / "ray") == rows(tmp_path / "local")
+    manifests = [json.loads((tmp_path / b / "manifest.json").read_text()) for b in ("local", "ray")]
+    assert manifests[0]["counts"] == manifests[1]["counts"]
+    assert manifests[0]["fingerprint"] == manifests[1]["fingerprint"]
+    assert manifests[1]["config"]["execution"]["backend"] == "ray"
+
+
+@pytest.mark.embedded
+def test_kill_9_of_the_driver_on_ray_loses_and_repeats_no_batch(
+    ray_cluster: str, embedded_model: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.toml", CONFIG.format(rows=16, extra=""))
+    out = tmp_path / "build"
+    cmd = [sys.executable, "-m", "magpie_hub", "generate", str(config), "--out", str(out)]
+    driver = subprocess.Popen(
+        [*cmd, "-q", "--ray", ray_cluster], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and len(list((out / ".magpie/chunks").glob("*.json"))) < 2:
+        assert driver.poll() is None, driver.stderr.read() if driver.stderr else ""
+        time.sleep(0.1)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    before = committed(out)
+    assert before and len(before) < 16
+    again = generate(config, out, "--ray", ray_cluster)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["resumed"] and summary["generated"] + summary["dropped"] == 16
+    after = committed(out)
+    assert all(after.get(name) == data for name, data in before.items())  # kept as they were
+    written = [
+        i
+        for p in (out / ".magpie/chunks").glob("*.json")
+        for i in json.loads(p.read_text())["written"]
+    ]
+    assert len(written) == len(set(written))  # no row committed twice
+    uuids = [r["uuid"] for r in rows(out)]
+    assert len(uuids) == len(set(uuids)) == summary["generated"]
+
+
+def test_an_unreachable_address_is_one_clear_error(tmp_path: Path, ray_cluster: str) -> None:
+    config = write_config(tmp_path / "c.toml", CONFIG.format(rows=2, extra=""))
+    out = tmp_path / "build"
+    result = generate(config, out, "--ray", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert "no Ray cluster answers at" in result.stderr and "Hint:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_ray_without_the_extra_names_the_install_command(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", CONFIG.format(rows=2, extra=""))
+    out = tmp_path / "build"
+    hide_ray = "import sys; sys.modules['ray'] = None; from magpie_hub.cli.main import main; main()"
+    cmd = [sys.executable, "-c", hide_ray, "generate", str(config), "--out", str(out), "--ray"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "pip install 'magpie-hub[ray]'" in result.stderr
+    assert not out.exists()
+
+
+def test_a_node_without_the_model_file_or_package_is_named(ray_cluster: str) -> None:
+    check = (
+        "import sys, ray\n"
+        "from magpie_hub.execution import check_nodes\n"
+        "from magpie_hub.errors import EngineError\n"
+        f"ray.init(address={ray_cluster!r}, logging_level='ERROR', log_to_driver=False)\n"
+        "for paths, modules in (([sys.argv[1]], []), ([], ['no_such_engine_lib'])):\n"
+        "    try:\n"
+        "        check_nodes(paths, modules)\n"
+        "    except EngineError as exc:\n"
+        "        print(exc)\n"
+    )
+    missing = "/nonexistent/model.gguf"
+    result = subprocess.run(
+        [sys.executable, "-c", check, missing], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert "Ray node" in lines[0] and f"lacks file {missing}" in lines[0]
+    assert "lacks Python package no_such_engine_lib" in lines[1]
