@@ -1,0 +1,102 @@
+"""How engine steps share the machine: replicas, threads per process, the warning."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import tiny_config, write_config
+from magpie_hub_plugins.engine_llamacpp import LlamaCppLLM
+from magpie_hub_plugins.engine_openai import OpenAICompletionsLLM
+
+from magpie_hub.cli.options import bare_ray_flag, ray_overrides
+from magpie_hub.config import ExecutionConfig
+from magpie_hub.execution import share_cores
+
+
+def llama(threads: int | None = None) -> LlamaCppLLM:
+    return LlamaCppLLM(model_path="m.gguf", model_id="m", threads=threads)
+
+
+def test_unset_threads_share_the_cores_among_engine_processes() -> None:
+    a, b = llama(), llama()
+    assert share_cores([(a, 1), (b, 3)], cores=8) is None
+    assert (a.threads, b.threads) == (2, 2)  # 4 processes on 8 cores
+    c = llama()
+    share_cores([(c, 4)], cores=2)
+    assert c.threads == 1  # never below one
+
+
+def test_set_threads_are_kept_and_oversubscription_is_said() -> None:
+    a, b = llama(2), llama(2)
+    warning = share_cores([(a, 1), (b, 1)], cores=2)
+    assert (a.threads, b.threads) == (2, 2)
+    assert warning and "4 threads in all on 2 cores" in warning and "engine.threads" in warning
+
+
+def test_remote_engines_take_no_cores() -> None:
+    remote = OpenAICompletionsLLM(model_path=".", model_id="m", base_urls=["http://x/v1"])
+    assert share_cores([(remote, 4)], cores=1) is None
+    assert remote.threads is None
+    assert share_cores([(llama(), 2)], cores=None) is None  # steps on other nodes
+
+
+def test_ray_flag_with_and_without_an_address() -> None:
+    assert bare_ray_flag(["generate", "--ray", "c.toml"]) == [
+        "generate",
+        "--ray",
+        "local",
+        "c.toml",
+    ]
+    assert bare_ray_flag(["generate", "c.toml", "--ray"]) == [
+        "generate",
+        "c.toml",
+        "--ray",
+        "local",
+    ]
+    assert bare_ray_flag(["--ray", "10.0.0.5:6379"]) == ["--ray", "10.0.0.5:6379"]
+    assert bare_ray_flag(["--ray", "auto"]) == ["--ray", "auto"]
+    assert ray_overrides("local") == ["execution.backend=ray"]
+    assert ray_overrides("h:1") == ["execution.backend=ray", "execution.address=h:1"]
+
+
+def test_replicas_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        ExecutionConfig(replicas={"response": 0})
+
+
+def run_on_one_core(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "magpie_hub", *args]
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
+    )
+
+
+@pytest.mark.slow
+def test_oversubscribing_threads_warn_and_still_build(tiny_model: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", tiny_config(tiny_model, num_rows=2, batch_size=2))
+    result = run_on_one_core(
+        "generate", str(config), "--out", str(tmp_path / "b"), "--set", "engine.threads=2", "-q"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Warning:" in result.stderr and "4 threads in all on 1 cores" in result.stderr
+
+
+def test_an_unknown_step_in_replicas_names_the_engine_steps(cli, tiny_model, tmp_path) -> None:
+    config = write_config(
+        tmp_path / "c.toml",
+        tiny_config(
+            tiny_model, num_rows=2, batch_size=2, extra="[execution]\nreplicas = {answer = 2}"
+        ),
+    )
+    result = cli("generate", str(config), "--out", str(tmp_path / "b"))
+    assert result.exit_code == 1
+    assert "execution.replicas: 'answer' is not an engine step" in result.stderr
+    assert "instruction, response" in result.stderr
