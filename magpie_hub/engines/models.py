@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,33 +51,41 @@ def resolve_path(model: str) -> tuple[Path, str | None]:
     return path, None
 
 
+GGUF_KEYS = (
+    "tokenizer.chat_template",
+    "tokenizer.ggml.bos_token_id",
+    "tokenizer.ggml.eos_token_id",
+)
+
+
 def read_gguf_metadata(path: Path) -> dict[str, Any]:
     """The GGUF key/value metadata we use (general.*, tokenizer chat template and tokens)."""
-    from gguf import GGUFReader
+    from magpie_hub.engines.gguf_meta import read_header, token_texts
 
-    reader = GGUFReader(str(path))
-    meta: dict[str, Any] = {}
-    for key, fld in reader.fields.items():
-        if key.startswith("general.") or key in (
-            "tokenizer.chat_template",
-            "tokenizer.ggml.bos_token_id",
-            "tokenizer.ggml.eos_token_id",
-        ):
-            meta[key] = fld.contents()
-    tokens = reader.fields.get("tokenizer.ggml.tokens")
-    if tokens is not None:
-        vocab = tokens.contents()
-        for role in ("bos", "eos"):
-            idx = meta.get(f"tokenizer.ggml.{role}_token_id")
-            if isinstance(idx, int) and 0 <= idx < len(vocab):
-                meta[f"{role}_token"] = vocab[idx]
+    meta = read_header(path, lambda key: key.startswith("general.") or key in GGUF_KEYS)
+    tokens_at = meta.pop("tokens_at", None)
+    roles = {r: meta.get(f"tokenizer.ggml.{r}_token_id") for r in ("bos", "eos")}
+    ids = [i for i in roles.values() if isinstance(i, int)]
+    if tokens_at is not None and ids:
+        texts = token_texts(path, tokens_at, ids)
+        for role, idx in roles.items():
+            if idx in texts:
+                meta[f"{role}_token"] = texts[idx]
     return meta
 
 
 def inspect_gguf(path: Path, model_id: str | None, chat_template: str | None) -> ModelInfo:
     try:
         meta = read_gguf_metadata(path)
-    except (ValueError, IndexError, KeyError, OSError, EOFError, UnicodeDecodeError) as exc:
+    except (
+        ValueError,
+        IndexError,
+        KeyError,
+        OSError,
+        EOFError,
+        UnicodeDecodeError,
+        struct.error,
+    ) as exc:
         raise ModelFileError(
             str(path),
             f"not a readable GGUF file ({type(exc).__name__}: {exc})",
