@@ -1,15 +1,12 @@
-"""Rows per second: `magpie-hub generate` against the same engine driven directly, and
-against a plain distilabel `MagpieGenerator` pipeline with its defaults.
+"""Whole-process speed: `magpie-hub generate` from the shell against the best plain
+llama-cpp-python loop, on the embedded SmolLM2-135M-Instruct GGUF.
 
-All three use llama.cpp on the embedded SmolLM2-135M-Instruct GGUF with the same token
-limits. Run it from the repository root (it needs `make test`'s environment):
+Both get the same prompts, seeds and token limits; every run is a fresh process timed from
+outside (imports, model load and start-up included). Runs are paired (the loop, then
+magpie-hub, the order swapped each repeat) and medians are printed. The yardstick is the
+faster of the loop on one thread and on every core. Run it from the repository root:
 
-    .venv/bin/python benchmarks/bench_generate.py --rows 16
-
-Each row is one instruction plus one response. magpie-hub and the raw engine get the
-same prompts and seeds; MagpieGenerator builds its own prompts (its defaults). Each path
-runs in a fresh subprocess: distilabel forks its workers, and a process that has already
-run llama.cpp must not fork them (see README, Known limitations).
+    .venv/bin/python benchmarks/bench_generate.py --rows 12 --rows 200
 """
 
 from __future__ import annotations
@@ -17,35 +14,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def bench_magpie_hub(rows: int, itok: int, rtok: int, work: Path) -> tuple[float, int]:
-    from magpie_hub.config import validate
-    from magpie_hub.generate.run import generate
-    from magpie_hub.plugins import get_registry
-
-    recipe = get_registry().recipe("magpie")
-    cfg = validate(
-        {
-            "num_rows": rows,
-            "batch_size": 4,
-            "instruction": {"max_new_tokens": itok},
-            "response": {"max_new_tokens": rtok},
-        },
-        recipe.config_model,
-    )
-    start = time.perf_counter()
-    result = generate(cfg, work / "magpie-hub")
-    return time.perf_counter() - start, result.manifest["counts"]["generated"]
+ROOT = Path(__file__).parent.parent
+CONFIG = """
+recipe = "magpie"
+num_rows = {rows}
+batch_size = {batch}
+[engine]
+model = "embedded:smollm2"
+[instruction]
+max_new_tokens = {itok}
+[response]
+max_new_tokens = {rtok}
+"""
 
 
-def bench_raw_engine(rows: int, itok: int, rtok: int) -> tuple[float, int]:
-    """The same prompts, seeds and limits, straight through llama_cpp.Llama, one process."""
+def raw_loop(rows: int, itok: int, rtok: int, threads: int) -> int:
+    """The prompts magpie-hub sends, one after another through one llama_cpp.Llama."""
     from llama_cpp import Llama
 
     from magpie_hub.engines.models import inspect_gguf, resolve_path
@@ -57,117 +48,101 @@ def bench_raw_engine(rows: int, itok: int, rtok: int) -> tuple[float, int]:
     assert info.chat_template is not None
     fmt = derive(info.chat_template)
     stop = list(fmt.stop)
-    start = time.perf_counter()
-    llm = Llama(model_path=str(path), n_ctx=2048, verbose=False)
+    llm = Llama(model_path=str(path), n_ctx=2048, n_threads=threads, verbose=False)
     written = 0
     for i in range(rows):
         out = llm.create_completion(
-            fmt.pre_query,
-            max_tokens=itok,
-            temperature=1.0,
-            top_p=1.0,
-            stop=stop,
+            fmt.pre_query, max_tokens=itok, temperature=1.0, top_p=1.0, stop=stop,
             seed=row_seed(42, i, "i1"),
-        )["choices"][0]
+        )["choices"][0]  # fmt: skip
         text, _ = check_instruction(out["text"], out["finish_reason"])
         if text is None:
             continue
         prompt = fmt.response_prompt([{"role": "user", "content": text}])
         llm.create_completion(
-            prompt,
-            max_tokens=rtok,
-            temperature=0.0,
-            top_p=1.0,
-            stop=stop,
+            prompt, max_tokens=rtok, temperature=0.0, top_p=1.0, stop=stop,
             seed=row_seed(42, i, "r1"),
-        )
+        )  # fmt: skip
         written += 1
-    return time.perf_counter() - start, written
+    return written
 
 
-def bench_distilabel_magpie(rows: int, itok: int, rtok: int, work: Path) -> tuple[float, int]:
-    """distilabel's MagpieGenerator on LlamaCppLLM with its defaults (it needs an HF tokenizer
-    folder for the chat template: written here from the GGUF)."""
-    from distilabel.models.llms import LlamaCppLLM
-    from distilabel.pipeline import Pipeline
-    from distilabel.steps.tasks import MagpieGenerator
-    from transformers import AutoTokenizer
-
-    from magpie_hub.engines.models import resolve_path
-
-    path, _ = resolve_path("embedded:smollm2")
-    tokenizer_dir = work / "smollm2-tokenizer"
-    AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name).save_pretrained(
-        tokenizer_dir
-    )
-    with Pipeline(name="bench-distilabel-magpie", cache_dir=work / "distilabel") as pipeline:
-        MagpieGenerator(
-            llm=LlamaCppLLM(
-                model_path=str(path),
-                tokenizer_id=str(tokenizer_dir),
-                magpie_pre_query_template="<|im_start|>user\n",
-                n_ctx=2048,
-                generation_kwargs={"max_new_tokens": max(itok, rtok)},
-            ),
-            num_rows=rows,
-            batch_size=4,
-        )
+def timed(cmd: list[str], first_request: Path | None = None) -> tuple[float, float | None]:
+    """Wall seconds of a whole process, and when its first prompt reached the engine."""
     start = time.perf_counter()
-    distiset = pipeline.run(use_cache=False)
-    elapsed = time.perf_counter() - start
-    return elapsed, len(distiset["default"]["train"])
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = None
+    while proc.poll() is None:
+        if first is None and first_request is not None and first_request.exists():
+            first = time.perf_counter() - start
+        time.sleep(0.01)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:4]} failed: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+    return seconds, first
 
 
-def _one(path: str, n: int, itok: int, rtok: int) -> tuple[float, int]:
-    with tempfile.TemporaryDirectory() as tmp:
-        if path == "raw":
-            return bench_raw_engine(n, itok, rtok)
-        if path == "magpie-hub":
-            return bench_magpie_hub(n, itok, rtok, Path(tmp))
-        return bench_distilabel_magpie(n, itok, rtok, Path(tmp))
+def magpie_hub_run(work: Path, rows: int, itok: int, rtok: int, batch: int) -> tuple[float, float]:
+    config = work / "c.toml"
+    config.write_text(CONFIG.format(rows=rows, batch=batch, itok=itok, rtok=rtok))
+    log = work / "prompts.jsonl"
+    log.unlink(missing_ok=True)
+    out = work / f"build-{time.monotonic_ns()}"
+    os.environ["MAGPIE_HUB_LOG_PROMPTS"] = str(log)
+    cmd = [str(ROOT / ".venv/bin/magpie-hub"), "generate", str(config), "--out", str(out), "-q"]
+    seconds, first = timed(cmd, log)
+    del os.environ["MAGPIE_HUB_LOG_PROMPTS"]
+    return seconds, first or seconds
 
 
-def _in_subprocess(path: str, n: int, itok: int, rtok: int) -> tuple[float, int]:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--one",
-        path,
-        "--rows",
-        str(n),
-        "--instruction-tokens",
-        str(itok),
-        "--response-tokens",
-        str(rtok),
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    seconds, written = json.loads(out.strip().splitlines()[-1])
-    return float(seconds), int(written)
+def loop_run(rows: int, itok: int, rtok: int, threads: int) -> float:
+    cmd = [sys.executable, __file__, "--one-loop", str(threads), "--rows", str(rows)]
+    cmd += ["--instruction-tokens", str(itok), "--response-tokens", str(rtok)]
+    return timed(cmd)[0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=16)
+    parser.add_argument("--rows", type=int, action="append")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--instruction-tokens", type=int, default=64)
     parser.add_argument("--response-tokens", type=int, default=128)
-    parser.add_argument("--skip-distilabel", action="store_true")
-    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--one-loop", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
-    n, itok, rtok = args.rows, args.instruction_tokens, args.response_tokens
-    if args.one:
-        print(json.dumps(_one(args.one, n, itok, rtok)))
+    itok, rtok = args.instruction_tokens, args.response_tokens
+    if args.one_loop:
+        raw_loop(args.rows[0], itok, rtok, args.one_loop)
         return
-    paths = {"raw llama.cpp (same prompts)": "raw", "magpie-hub generate": "magpie-hub"}
-    if not args.skip_distilabel:
-        paths["distilabel MagpieGenerator (defaults)"] = "distilabel"
-    results = {name: _in_subprocess(path, n, itok, rtok) for name, path in paths.items()}
-    raw = n / results["raw llama.cpp (same prompts)"][0]
-    print(f"{n} rows, max tokens {itok} (instruction) / {rtok} (response), {os.cpu_count()} CPUs")
-    print(f"{'path':40} {'seconds':>8} {'rows':>5} {'rows/s':>7} {'vs raw':>7}")
-    for name, (seconds, written) in results.items():
-        rate = n / seconds
-        print(f"{name:40} {seconds:8.1f} {written:5d} {rate:7.3f} {rate / raw:6.2f}x")
+    cores = len(os.sched_getaffinity(0))
+    print(f"{cores} cores; max tokens {itok} (instruction) / {rtok} (response); "
+          f"batch {args.batch_size}; medians of {args.repeats} paired runs")  # fmt: skip
+    header = f"{'rows':>5} {'loop 1 thr':>10} {f'loop {cores} thr':>10} {'magpie-hub':>10}"
+    print(f"{header} {'1st request':>11} {'vs best loop':>12}")
+    for rows in args.rows or [12]:
+        loops: dict[int, list[float]] = {1: [], cores: []}
+        ours: list[float] = []
+        firsts: list[float] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for repeat in range(args.repeats):
+                pair = ["loop", "ours"] if repeat % 2 == 0 else ["ours", "loop"]
+                for which in pair:
+                    if which == "loop":
+                        for threads in loops:
+                            loops[threads].append(loop_run(rows, itok, rtok, threads))
+                    else:
+                        seconds, first = magpie_hub_run(
+                            Path(tmp), rows, itok, rtok, args.batch_size
+                        )
+                        ours.append(seconds)
+                        firsts.append(first)
+        med = {t: statistics.median(v) for t, v in loops.items()}
+        best, mine = min(med.values()), statistics.median(ours)
+        print(
+            f"{rows:5d} {med[1]:9.1f}s {med[cores]:9.1f}s {mine:9.1f}s "
+            f"{statistics.median(firsts):10.2f}s {best / mine:11.2f}x"
+        )
+        print(json.dumps({"rows": rows, "loop": loops, "magpie_hub": ours, "first": firsts}))
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ from magpie_hub.errors import PluginError
 
 if TYPE_CHECKING:
     from distilabel.pipeline import Pipeline
-    from distilabel.steps import LoadDataFromDicts
 
     from magpie_hub.config import EngineConfig, RunConfig
     from magpie_hub.engines.base import ModelInfo, RawTextLLM
     from magpie_hub.prompts.templates import PromptFormat
+    from magpie_hub.steps import RowIndices
 
 
 C = TypeVar("C")
@@ -62,14 +62,12 @@ class BuildContext:
         """The config as the recipe's own model; a `PluginError` if another reached it."""
         return recipe_config(self.config, model)
 
-    def row_source(self, name: str = "rows") -> LoadDataFromDicts:
+    def row_source(self, name: str = "rows") -> RowIndices:
         """The pipeline's first step: one `{"row_index": i}` per row still to generate."""
-        from distilabel.steps import LoadDataFromDicts
+        from magpie_hub.steps import RowIndices, index_ranges
 
-        return LoadDataFromDicts(
-            name=name,
-            data=[{"row_index": i} for i in self.row_indices],
-            batch_size=self.config.batch_size,
+        return RowIndices(
+            name=name, ranges=index_ranges(self.row_indices), batch_size=self.config.batch_size
         )
 
 

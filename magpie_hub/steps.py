@@ -16,8 +16,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from distilabel.steps import Step, StepInput
-from distilabel.typing import StepColumns, StepOutput
+from distilabel.steps import GeneratorStep, Step, StepInput
+from distilabel.typing import GeneratorStepOutput, StepColumns, StepOutput
+from pydantic import Field
 
 from magpie_hub.build import atomic_write
 from magpie_hub.prompts.templates import PromptFormat
@@ -92,6 +93,43 @@ def check_instruction(raw: str | None, finish_reason: str | None) -> tuple[str |
 
 def _is_role_word(line: str) -> bool:
     return line.strip().rstrip(":").lower() in ROLE_WORDS
+
+
+def index_ranges(indices: list[int]) -> list[list[int]]:
+    """Sorted row indices as [start, stop) runs: a million pending rows are a few numbers."""
+    runs: list[list[int]] = []
+    for i in sorted(indices):
+        if runs and runs[-1][1] == i:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1])
+    return runs
+
+
+class RowIndices(GeneratorStep):
+    """The first step: `{"row_index": i}` for the rows to generate, in batches, made as
+    they are sent (distilabel's `LoadDataFromDicts` holds a list and re-slices it per
+    batch, quadratic in the rows)."""
+
+    ranges: list[list[int]] = Field(exclude=True)  # distilabel's signature takes no nesting
+
+    @property
+    def outputs(self) -> StepColumns:
+        return ["row_index"]
+
+    def process(self, offset: int = 0) -> GeneratorStepOutput:
+        total = sum(stop - start for start, stop in self.ranges)
+        batch: list[dict[str, Any]] = []
+        sent = 0
+        for start, stop in self.ranges:
+            for i in range(start, stop):
+                sent += 1
+                if sent <= offset:
+                    continue
+                batch.append({"row_index": i})
+                if len(batch) == self.batch_size or sent == total:
+                    yield batch, sent == total
+                    batch = []
 
 
 class WriteChunks(Step):

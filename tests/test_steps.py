@@ -34,3 +34,17 @@ def test_row_seed_is_stable_and_distinct() -> None:
     assert len(seeds) == 1000
     assert row_seed(42, 3, "instruction") != row_seed(42, 3, "response")
     assert row_uuid("abc", 1) == row_uuid("abc", 1) != row_uuid("abc", 2)
+
+
+def test_row_indices_are_sent_in_batches_from_runs() -> None:
+    from magpie_hub.steps import RowIndices, index_ranges
+
+    assert index_ranges([5, 0, 1, 2, 7, 6]) == [[0, 3], [5, 8]]
+    step = RowIndices(name="rows", ranges=index_ranges([0, 1, 2, 5, 6, 7, 9]), batch_size=3)
+    step.load()
+    batches = list(step.process())
+    assert [[r["row_index"] for r in b] for b, _ in batches] == [[0, 1, 2], [5, 6, 7], [9]]
+    assert [last for _, last in batches] == [False, False, True]
+    resumed = list(step.process(offset=4))  # distilabel's offset: rows already sent
+    assert [[r["row_index"] for r in b] for b, _ in resumed] == [[6, 7, 9]]
+    assert resumed[-1][1] is True
