@@ -309,8 +309,9 @@ class RunConfig(StrictModel):
         for key in ("num_rows", "target", "max_attempts", "execution", *later):
             data.pop(key, None)
         data["engine"].pop("json_mode", None)  # judges only; generation never forces JSON
-        for how in ("tensor_parallel_size", "base_url"):  # where and how, not what
-            data["engine"].pop(how, None)
+        data["engine"].pop("tensor_parallel_size", None)  # how, not what, is computed
+        if data["engine"].get("base_url") is not None:  # where (unset: as in 0.2.0's)
+            data["engine"].pop("base_url")
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

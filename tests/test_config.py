@@ -116,3 +116,15 @@ def test_starter_configs_of_every_recipe_validate(cli, tmp_path: Path) -> None:
         assert cfg.engine.model == "embedded:smollm2"
     again = cli("init", str(tmp_path / "magpie.toml"))
     assert again.exit_code == 1 and "--force" in again.stderr
+
+
+def test_fingerprints_of_0_2_0_builds_are_unchanged() -> None:
+    """New fields that do not change the rows ([execution], tensor parallelism) stay out of
+    the fingerprint, so a build made with 0.2.0 resumes (values computed with 0.2.0)."""
+    from magpie_hub.config import RunConfig
+
+    assert RunConfig().fingerprint() == "e96b39c9460eeec2"
+    changed = RunConfig.model_validate(
+        {"engine": {"threads": 2, "model": "x.gguf"}, "seed": 3, "execution": {"backend": "ray"}}
+    )
+    assert changed.fingerprint() == "5b5182ff15ef1387"
