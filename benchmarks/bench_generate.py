@@ -28,6 +28,7 @@ num_rows = {rows}
 batch_size = {batch}
 [engine]
 model = "embedded:smollm2"
+{extra}
 [instruction]
 max_new_tokens = {itok}
 [response]
@@ -48,7 +49,9 @@ def raw_loop(rows: int, itok: int, rtok: int, threads: int) -> int:
     assert info.chat_template is not None
     fmt = derive(info.chat_template)
     stop = list(fmt.stop)
-    llm = Llama(model_path=str(path), n_ctx=2048, n_threads=threads, verbose=False)
+    llm = Llama(
+        model_path=str(path), n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
     written = 0
     for i in range(rows):
         out = llm.create_completion(
@@ -82,9 +85,11 @@ def timed(cmd: list[str], first_request: Path | None = None) -> tuple[float, flo
     return seconds, first
 
 
-def magpie_hub_run(work: Path, rows: int, itok: int, rtok: int, batch: int) -> tuple[float, float]:
+def magpie_hub_run(
+    work: Path, rows: int, itok: int, rtok: int, batch: int, extra: str
+) -> tuple[float, float]:
     config = work / "c.toml"
-    config.write_text(CONFIG.format(rows=rows, batch=batch, itok=itok, rtok=rtok))
+    config.write_text(CONFIG.format(rows=rows, batch=batch, itok=itok, rtok=rtok, extra=extra))
     log = work / "prompts.jsonl"
     log.unlink(missing_ok=True)
     out = work / f"build-{time.monotonic_ns()}"
@@ -108,6 +113,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--instruction-tokens", type=int, default=64)
     parser.add_argument("--response-tokens", type=int, default=128)
+    parser.add_argument("--set", default="", help="extra TOML for the config, e.g. [execution]")
+    parser.add_argument("--loop-threads", default="1,all", help="loops to run: 1, all or both")
     parser.add_argument("--one-loop", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     itok, rtok = args.instruction_tokens, args.response_tokens
@@ -116,11 +123,13 @@ def main() -> None:
         return
     cores = len(os.sched_getaffinity(0))
     print(f"{cores} cores; max tokens {itok} (instruction) / {rtok} (response); "
-          f"batch {args.batch_size}; medians of {args.repeats} paired runs")  # fmt: skip
+          f"batch {args.batch_size}; {args.set!r}; medians of {args.repeats} paired runs")  # fmt: skip
     header = f"{'rows':>5} {'loop 1 thr':>10} {f'loop {cores} thr':>10} {'magpie-hub':>10}"
     print(f"{header} {'1st request':>11} {'vs best loop':>12}")
     for rows in args.rows or [12]:
-        loops: dict[int, list[float]] = {1: [], cores: []}
+        loops: dict[int, list[float]] = {
+            (cores if t == "all" else int(t)): [] for t in args.loop_threads.split(",")
+        }
         ours: list[float] = []
         firsts: list[float] = []
         with tempfile.TemporaryDirectory() as tmp:
@@ -132,14 +141,20 @@ def main() -> None:
                             loops[threads].append(loop_run(rows, itok, rtok, threads))
                     else:
                         seconds, first = magpie_hub_run(
-                            Path(tmp), rows, itok, rtok, args.batch_size
+                            Path(tmp),
+                            rows,
+                            itok,
+                            rtok,
+                            args.batch_size,
+                            args.set.replace("\\n", "\n"),
                         )
                         ours.append(seconds)
                         firsts.append(first)
         med = {t: statistics.median(v) for t, v in loops.items()}
         best, mine = min(med.values()), statistics.median(ours)
+        loop_cells = " ".join(f"{med[t]:9.1f}s" if t in med else f"{'-':>10}" for t in (1, cores))
         print(
-            f"{rows:5d} {med[1]:9.1f}s {med[cores]:9.1f}s {mine:9.1f}s "
+            f"{rows:5d} {loop_cells} {mine:9.1f}s "
             f"{statistics.median(firsts):10.2f}s {best / mine:11.2f}x"
         )
         print(json.dumps({"rows": rows, "loop": loops, "magpie_hub": ours, "first": firsts}))

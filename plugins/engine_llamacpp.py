@@ -43,6 +43,7 @@ class LlamaCppLLM(RawTextLLM):
             model_path=self.model_path,
             n_ctx=self.context_length,
             n_threads=self.threads,
+            n_threads_batch=self.threads,  # else all cores, in every step's process
             verbose=False,
         )
 
