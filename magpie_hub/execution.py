@@ -39,9 +39,10 @@ def engine_steps(pipeline: Any) -> Iterator[tuple[Any, RawTextLLM]]:
 
 def prepare_steps(
     pipeline: Any, execution: ExecutionConfig, env: dict[str, str], *, cores: int | None
-) -> str | None:
+) -> tuple[dict[str, Any], str | None]:
     """Set replicas, engine threads and run variables on the engine steps. `cores` is what
-    this machine's engines share (None: they run elsewhere). Returns a warning, if any."""
+    this machine's engines share (None: they run elsewhere). Returns what was chosen (for
+    the manifest) and a warning, if any."""
     steps = list(engine_steps(pipeline))
     names = {step.name for step, _ in steps}
     for name in execution.replicas:
@@ -54,21 +55,38 @@ def prepare_steps(
     for step, llm in steps:
         step.resources.replicas = execution.replicas.get(step.name, 1)
         llm.run_env = env
-    return share_cores([(llm, step.resources.replicas) for step, llm in steps], cores)
+    if cores and not execution.replicas and _one_core_each(steps, cores):
+        # The last step is the slowest: the earlier ones run ahead and finish first, and a
+        # core would idle. Measured on 2 cores, 200 rows: 0.74x -> 1.23x of the raw loop.
+        steps[-1][0].resources.replicas += 1
+    warning = share_cores([(llm, step.resources.replicas) for step, llm in steps], cores)
+    chosen = {
+        "replicas": {step.name: step.resources.replicas for step, _ in steps},
+        "threads": {step.name: llm.threads for step, llm in steps},
+    }
+    return chosen, warning
+
+
+def _one_core_each(steps: list[tuple[Any, RawTextLLM]], cores: int) -> bool:
+    """Every engine would get one core and more replicas cost no weights (mmapped)."""
+    cheap = all(llm.uses_cpu_threads and llm.mmaps_weights for _, llm in steps)
+    unset = all(llm.threads is None for _, llm in steps)
+    return bool(steps) and cheap and unset and 2 <= cores <= len(steps)
 
 
 def share_cores(engines: list[tuple[RawTextLLM, int]], cores: int | None) -> str | None:
     """Give each CPU engine process an equal share of `cores` unless its threads are set;
-    say when the set threads ask for more cores than there are."""
+    say when set threads ask for more cores than there are."""
     cpu = [(llm, n) for llm, n in engines if llm.uses_cpu_threads]
     processes = sum(n for _, n in cpu)
     if not processes or cores is None:
         return None
+    set_by_user = any(llm.threads is not None for llm, _ in cpu)
     for llm, _ in cpu:
         if llm.threads is None:
             llm.threads = max(1, cores // processes)
-    asked = sum(llm.threads * n for llm, n in cpu if llm.threads)
-    if asked <= cores:
+    asked = sum((llm.threads or 1) * n for llm, n in cpu)
+    if asked <= cores or not set_by_user:
         return None
     return (
         f"{processes} engine processes with {asked} threads in all on {cores} cores: they "

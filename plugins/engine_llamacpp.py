@@ -33,6 +33,7 @@ class LlamaCppLLM(RawTextLLM):
     _grammars: dict[str, Any] = PrivateAttr(default_factory=dict)
     supports_first_token_ban = True
     uses_cpu_threads = True
+    mmaps_weights = True
     supports_json_schema = True
 
     def load(self) -> None:

@@ -100,3 +100,42 @@ def test_an_unknown_step_in_replicas_names_the_engine_steps(cli, tiny_model, tmp
     assert result.exit_code == 1
     assert "execution.replicas: 'answer' is not an engine step" in result.stderr
     assert "instruction, response" in result.stderr
+
+
+def planned_steps(config_text: str, tmp_path: Path, cores: int) -> dict:
+    from magpie_hub.config import load_config
+    from magpie_hub.execution import prepare_steps
+    from magpie_hub.generate.run import build_pipeline, plan_build
+    from magpie_hub.plugins import get_registry
+
+    cfg = load_config(write_config(tmp_path / "c.toml", config_text), get_registry())
+    plan = plan_build(cfg, tmp_path / "build")
+    pipeline = build_pipeline(plan, plan.todo)
+    chosen, warning = prepare_steps(pipeline, cfg.execution, {}, cores=cores)
+    assert warning is None
+    return chosen
+
+
+EMBEDDED = 'recipe = "magpie"\nnum_rows = 4\n{extra}\n[engine]\nmodel = "embedded:smollm2"\n'
+
+
+@pytest.mark.embedded
+def test_on_few_cores_the_last_llamacpp_step_gets_a_spare_replica(embedded_model, tmp_path):
+    chosen = planned_steps(EMBEDDED.format(extra=""), tmp_path, cores=2)
+    assert chosen == {
+        "replicas": {"instruction": 1, "response": 2},
+        "threads": {"instruction": 1, "response": 1},
+    }
+    many = planned_steps(EMBEDDED.format(extra=""), tmp_path, cores=16)
+    assert many["replicas"] == {"instruction": 1, "response": 1}
+    assert many["threads"] == {"instruction": 8, "response": 8}
+    chosen_by_user = planned_steps(
+        EMBEDDED.format(extra="[execution]\nreplicas = {instruction = 2}"), tmp_path, cores=2
+    )
+    assert chosen_by_user["replicas"] == {"instruction": 2, "response": 1}
+
+
+def test_a_transformers_step_gets_no_spare_replica(tiny_model, tmp_path):
+    """Each transformers process holds its own copy of the weights."""
+    chosen = planned_steps(tiny_config(tiny_model), tmp_path, cores=2)
+    assert chosen["replicas"] == {"instruction": 1, "response": 1}

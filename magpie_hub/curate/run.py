@@ -215,7 +215,7 @@ def _run_pipeline(
     total = sum(len(r[TODO]) for r in todo)
     before = sum(len(committed_uuids(p)) for p in plan.stores.values())
     done = lambda: sum(len(committed_uuids(p)) for p in plan.stores.values()) - before  # noqa: E731
-    prepare_steps(pipeline, plan.execution, run_env(), cores=plan.cores)
+    prepare_steps(pipeline, plan.execution, run_env(), cores=plan.cores)  # threads, replicas
     run_pipeline(for_backend(pipeline, plan.execution), done, total, on_progress)
 
 

@@ -125,6 +125,9 @@ class RawTextLLM(LLM):
     """Whether the engine can ban tokens at the first position only (`ban_first_tokens`)."""
     uses_cpu_threads: ClassVar[bool] = False
     """Whether `threads` sets how many CPU cores the engine computes on."""
+    mmaps_weights: ClassVar[bool] = False
+    """Whether processes running the same model share its weights (a memory-mapped file),
+    so another replica of a step costs no second copy."""
     run_env: dict[str, str] = Field(default_factory=dict, exclude=True)
     """Variables set in the step's process when the LLM loads (it may run on a Ray node)."""
     _banned: dict[tuple[str, ...], list[int]] = PrivateAttr(default_factory=dict)

@@ -6,7 +6,7 @@ import math
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
 from importlib import metadata
@@ -56,6 +56,8 @@ class BuildPlan:
     """The day the prompts render (None: the template does not use the date)."""
     cores: int | None = None
     """The cores the engine steps share on this machine (None: they run on other nodes)."""
+    steps: dict[str, Any] = field(default_factory=dict)
+    """How the last run placed the engine steps: backend, replicas and threads per step."""
 
 
 def plan_build(config: RunConfig, out: Path, *, force: bool = False) -> BuildPlan:
@@ -208,6 +210,7 @@ def run_build(
         "resumed": plan.resumed,
         "failed_rows": len(state.failed),
         "engine_events": summarize_events(folder.engine_events),
+        "execution": plan.steps or plan.previous.get("execution", {}),
         "features": plan.recipe.features.to_dict(),
         "views": folder.write_views(views),
         "data_files": folder.data_files(),
@@ -224,23 +227,13 @@ def _run_rows(
     on_warning: Callable[[str], None] | None,
 ) -> None:
     """One pipeline run over the row indices `todo`."""
-    config, folder, model, engine = plan.config, plan.folder, plan.model, plan.engine
-    ctx = BuildContext(
-        config=config,
-        model=model,
-        format=plan.format,
-        make_llm=lambda: engine.make_llm(config.engine, model),
-        row_indices=todo,
-        chunk_dir=folder.chunks,
-        cache_dir=folder.cache,
-        extra_models={name: info for name, (_, info) in plan.extras.items()},
-        make_extra_llm=partial(_make_extra_llm, plan),
-    )
-    pipeline = plan.recipe.build_pipeline(ctx)
+    config, folder, model = plan.config, plan.folder, plan.model
+    pipeline = build_pipeline(plan, todo)
     env = {**run_env(), ENGINE_EVENTS_ENV: str(folder.engine_events)}
-    warning = prepare_steps(pipeline, config.execution, env, cores=plan.cores)
+    chosen, warning = prepare_steps(pipeline, config.execution, env, cores=plan.cores)
     if warning and on_warning:
         on_warning(warning)
+    plan.steps = {"backend": config.execution.backend, **chosen}
     identity = _identity(config, model, plan.extras)
     previous = folder.read_manifest() or plan.previous
     folder.write_manifest(
@@ -248,6 +241,23 @@ def _run_rows(
     )
     settled = lambda: len(folder.chunk_state().settled)  # noqa: E731
     run_pipeline(for_backend(pipeline, config.execution), settled, attempts, on_progress)
+
+
+def build_pipeline(plan: BuildPlan, todo: list[int]) -> Any:
+    """The recipe's distilabel pipeline for the row indices `todo`."""
+    config, model, engine = plan.config, plan.model, plan.engine
+    ctx = BuildContext(
+        config=config,
+        model=model,
+        format=plan.format,
+        make_llm=lambda: engine.make_llm(config.engine, model),
+        row_indices=todo,
+        chunk_dir=plan.folder.chunks,
+        cache_dir=plan.folder.cache,
+        extra_models={name: info for name, (_, info) in plan.extras.items()},
+        make_extra_llm=partial(_make_extra_llm, plan),
+    )
+    return plan.recipe.build_pipeline(ctx)
 
 
 def _views(plan: BuildPlan, pending: int) -> dict[str, Any]:
