@@ -122,8 +122,9 @@ def main() -> None:
         raw_loop(args.rows[0], itok, rtok, args.one_loop)
         return
     cores = len(os.sched_getaffinity(0))
-    print(f"{cores} cores; max tokens {itok} (instruction) / {rtok} (response); "
-          f"batch {args.batch_size}; {args.set!r}; medians of {args.repeats} paired runs")  # fmt: skip
+    setting = f"batch {args.batch_size}; {args.set!r}"
+    print(f"{cores} cores; max tokens {itok} (instruction) / {rtok} (response); {setting}; "
+          f"medians of {args.repeats} paired runs")  # fmt: skip
     header = f"{'rows':>5} {'loop 1 thr':>10} {f'loop {cores} thr':>10} {'magpie-hub':>10}"
     print(f"{header} {'1st request':>11} {'vs best loop':>12}")
     for rows in args.rows or [12]:
