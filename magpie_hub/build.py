@@ -24,9 +24,12 @@ from collections import Counter
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magpie_hub.errors import BuildFolderError
+
+if TYPE_CHECKING:
+    from magpie_hub.row_streams import ParquetRows
 
 MANIFEST = "manifest.json"
 ROWS_PER_SHARD = 50_000
@@ -224,35 +227,79 @@ class BuildFolder:
 
     def consolidate(self, features: Any, num_rows: int, *, keep: int | None = None) -> list[Path]:
         """Write the committed rows (index < num_rows, each once, in order; with `keep`, the
-        first `keep` of them) as shards."""
+        first `keep` of them) as shards, one shard at a time: the markers say where each row
+        is, and a shard reads only the chunks that hold its rows."""
+        from array import array
+
+        import numpy as np
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        tables: list[Any] = []
+        from magpie_hub.row_streams import combine
+
+        markers = sorted(self.chunks.glob("chunk-*.json"))
+        chunk_of, position, row_of = array("q"), array("q"), array("q")
         seen: set[int] = set()
-        for marker in sorted(self.chunks.glob("chunk-*.json")):
+        for c, marker in enumerate(markers):
             indices = self._read_marker(marker)["written"]
-            table = pq.read_table(marker.with_suffix(".parquet"))
             picked = [n for n, i in enumerate(indices) if i < num_rows and i not in seen]
             seen.update(indices[n] for n in picked)
-            table = table.take(pa.array(picked, pa.int64())).append_column(
-                "__row", pa.array([indices[n] for n in picked], pa.int64())
-            )
-            tables.append(table)
+            chunk_of.extend([c] * len(picked))
+            position.extend(picked)
+            row_of.extend(indices[n] for n in picked)
+        del seen
+        order = np.argsort(np.frombuffer(row_of, np.int64), kind="stable")[:keep]
+        chunks = np.frombuffer(chunk_of, np.int64)[order]
+        positions = np.frombuffer(position, np.int64)[order]
         schema = features.arrow_schema
-        merged = (
-            pa.concat_tables(tables).sort_by("__row").drop_columns(["__row"])
-            if tables
-            else schema.empty_table()
-        )
-        if keep is not None:
-            merged = merged.slice(0, keep)
-        return self.write_shards(merged.cast(schema))
+
+        def shard(n: int) -> Any:
+            """Rows n*ROWS_PER_SHARD... in order, taken from the chunks that hold them."""
+            part = slice(n * ROWS_PER_SHARD, (n + 1) * ROWS_PER_SHARD)
+            cs, ps = chunks[part], positions[part]
+            if not len(cs):
+                return schema.empty_table()
+            used, group = np.unique(cs, return_inverse=True)
+            taken = []
+            for c in used:
+                with pq.ParquetFile(markers[c].with_suffix(".parquet")) as file:
+                    table = file.read()
+                wanted = ps[cs == c]
+                whole = len(wanted) == table.num_rows and (wanted == np.arange(len(wanted))).all()
+                taken.append(table if whole else table.take(pa.array(wanted)))
+            grouped = np.argsort(group, kind="stable")  # the concatenated rows' shard positions
+            in_order = (grouped == np.arange(len(grouped))).all()
+            back = np.empty_like(grouped)
+            back[grouped] = np.arange(len(grouped))
+            return combine(taken, None if in_order else pa.array(back)).cast(schema)
+
+        return self._write_shard_files(max(1, -(-len(order) // ROWS_PER_SHARD)), shard)
 
     def write_shards(self, table: Any) -> list[Path]:
         """Replace the top-level shards (config `default`) with `table`, split by
         ROWS_PER_SHARD; data/<view>/ folders are kept, except views derived by curation,
         which no longer match the rows."""
+        count = max(1, -(-table.num_rows // ROWS_PER_SHARD))
+        return self._write_shard_files(
+            count, lambda n: table.slice(n * ROWS_PER_SHARD, ROWS_PER_SHARD)
+        )
+
+    def write_row_shards(self, rows: list[dict[str, Any]], schema: Any) -> list[Path]:
+        """`write_shards` of rows held as dicts, each shard converted to Arrow as it is
+        written (the same files as `write_shards(pa.Table.from_pylist(rows, schema=schema))`)."""
+        import pyarrow as pa
+
+        count = max(1, -(-len(rows) // ROWS_PER_SHARD))
+        return self._write_shard_files(
+            count,
+            lambda n: pa.Table.from_pylist(
+                rows[n * ROWS_PER_SHARD : (n + 1) * ROWS_PER_SHARD], schema=schema
+            ),
+        )
+
+    def _write_shard_files(self, count: int, part: Any) -> list[Path]:
+        """Replace the top-level shards with `count` shards, shard n being `part(n)`, made
+        and written one after another (see `write_shards`)."""
         import pyarrow.parquet as pq
 
         self.data.mkdir(parents=True, exist_ok=True)
@@ -260,38 +307,35 @@ class BuildFolder:
             old.unlink()
         for view in CURATED_VIEWS:
             shutil.rmtree(self.view_dir(view), ignore_errors=True)
-        count = max(1, -(-table.num_rows // ROWS_PER_SHARD))
         paths = []
         for n in range(count):
             path = self.data / f"train-{n:05d}-of-{count:05d}.parquet"
-            part = table.slice(n * ROWS_PER_SHARD, ROWS_PER_SHARD)
-            atomic_write(path, lambda p, part=part: pq.write_table(part, p))
+            table = part(n)
+            atomic_write(path, lambda p, table=table: pq.write_table(table, p))
+            del table  # before the next shard is made
             paths.append(path)
         return paths
 
-    def rows(self) -> list[dict[str, Any]]:
-        """The consolidated rows, in order."""
-        import pyarrow.parquet as pq
+    def rows(self) -> ParquetRows:
+        """The consolidated rows, in order, read batch by batch each time they are iterated
+        (`len` and indexing work too; `list()` them to hold them all)."""
+        from magpie_hub.row_streams import ParquetRows
 
-        return [r for path in self.shards() for r in pq.read_table(path).to_pylist()]
+        return ParquetRows(self.shards())
 
     def write_views(self, views: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """Write each `registry.View` as data/<name>/ shards; returns their counts. An empty
+        """Write each `registry.View` as data/<name>/ shards, its rows converted and written
+        a batch at a time (a view made from `rows()` streams); returns their counts. An empty
         view writes no shard (a zero-row Parquet file is not a loadable config)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        from magpie_hub.row_streams import write_rows
 
         counts = {}
         for name, view in views.items():
             folder = self.view_dir(name)
             shutil.rmtree(folder, ignore_errors=True)
-            counts[name] = {"rows": len(view.rows), **view.counts}
-            if not view.rows:
-                continue
-            folder.mkdir(parents=True)
-            table = pa.Table.from_pylist(view.rows, schema=view.features.arrow_schema)
             path = folder / "train-00000-of-00001.parquet"
-            atomic_write(path, lambda p, table=table: pq.write_table(table, p))
+            written = write_rows(path, view.rows, view.features.arrow_schema)
+            counts[name] = {"rows": written, **view.counts}
         return counts
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -83,8 +83,10 @@ class Recipe:
     """Commented TOML that runs as-is on the embedded model (`magpie-hub init`)."""
     features: Any
     """`datasets.Features` of the rows the recipe writes."""
-    views: Callable[[list[dict[str, Any]], RunConfig], dict[str, View]] | None = None
-    """Derived views of the finished rows, each written as its own config (data/<name>/)."""
+    views: Callable[[Sequence[dict[str, Any]], RunConfig], dict[str, View]] | None = None
+    """Derived views of the finished rows, each written as its own config (data/<name>/).
+    The rows are `BuildFolder.rows()`, read from the shards as they are iterated; build
+    views with `row_streams.made_view` so that writing them streams too."""
     check: Callable[[RunConfig, PromptFormat], None] | None = None
     """Refuses a config the resolved prompt format cannot serve (raises our errors); runs
     before the build folder is touched."""
@@ -93,11 +95,12 @@ class Recipe:
 
 @dataclass(frozen=True)
 class View:
-    """Rows derived from a finished build, with their features and what was left out."""
+    """Rows derived from a finished build, with their features and what was left out: a
+    list, or rows made as they are written (`row_streams.made_view`)."""
 
-    rows: list[dict[str, Any]]
+    rows: Sequence[dict[str, Any]]
     features: Any
-    counts: dict[str, Any] = field(default_factory=dict)
+    counts: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

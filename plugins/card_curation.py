@@ -1,8 +1,8 @@
 """Card sections for curated builds (`magpie-hub curate`): tags, filter funnel, diversity.
 
 Taggers, judge and funnel come from manifest.json; every distribution is counted from the
-`default` config's Parquet in the release tree. A build without `curate` in its manifest
-gets none of these sections, so its card is unchanged.
+`default` config's Parquet in the release tree, a record batch at a time. A build without
+`curate` in its manifest gets none of these sections, so its card is unchanged.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from magpie_hub.curate.labels import CATEGORIES, DIFFICULTY, QUALITY, SAFETY
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import CardSection
-from magpie_hub.release.card import CardContext
+from magpie_hub.release.card import READ_ROWS, CardContext
 
 CATEGORY_PLOT = "images/task-categories.png"
 REWARD_PLOT = "images/instruct-reward.png"
@@ -98,28 +98,35 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join([lines[0], "|---" * len(header) + "|", *lines[1:]])
 
 
-def _columns(ctx: CardContext, wanted: list[str]) -> dict[str, list[Any]]:
-    """The `wanted` columns the default config has, read from its Parquet files."""
+def _have(ctx: CardContext, wanted: list[str]) -> list[str]:
+    """The `wanted` columns the default config has."""
     stats = ctx.stats.get("default")
     if stats is None or not stats.data_files:
-        return {}
+        return []
     have = set(pq.read_schema(ctx.tree / stats.data_files[0]).names)
-    cols = [c for c in wanted if c in have]
-    tables = [pq.read_table(ctx.tree / f, columns=cols) for f in stats.data_files]
-    return {c: [v for t in tables for v in t.column(c).to_pylist()] for c in cols}
+    return [c for c in wanted if c in have]
 
 
-def _count_table(column: str, values: list[Any], labels: list[str] | None, top: int = 0) -> str:
-    """Rows per label (in vocabulary order, or by count), untagged rows last, with shares."""
-    counts = Counter(UNTAGGED if v is None else v for v in values)
-    untagged = counts.pop(UNTAGGED, 0)
+def _batches(ctx: CardContext, columns: list[str]) -> Iterator[Any]:
+    """The default config's `columns` (all of them present), a record batch at a time."""
+    for f in ctx.stats["default"].data_files:
+        with pq.ParquetFile(ctx.tree / f) as file:
+            yield from file.iter_batches(batch_size=READ_ROWS, columns=columns)
+
+
+def _count_table(column: str, counts: Counter[Any], labels: list[str] | None, top: int = 0) -> str:
+    """Rows per label (in vocabulary order, or by count), untagged rows (None) last, with
+    shares; `counts` is rows per value."""
+    total = sum(counts.values())
+    counts = Counter({k: n for k, n in counts.items() if k is not None})
+    untagged = total - sum(counts.values())
     if labels is None:
         order = sorted(counts, key=lambda k: (-counts[k], k))[: top or None]
     else:
         order = [*labels, *sorted(set(counts) - set(labels))]
-    rows = [[k, counts[k], _pct(counts[k], len(values))] for k in order]
+    rows = [[k, counts[k], _pct(counts[k], total)] for k in order]
     if untagged:
-        rows.append([UNTAGGED, untagged, _pct(untagged, len(values))])
+        rows.append([UNTAGGED, untagged, _pct(untagged, total)])
     return _table([column, "rows", "share"], rows)
 
 
@@ -162,6 +169,40 @@ def _judge_note(curate: dict[str, Any]) -> str:
     return note
 
 
+class _Tags:
+    """What the curation section counts in the default config, batch by batch."""
+
+    def __init__(self, have: list[str]) -> None:
+        self.labels: dict[str, Counter[Any]] = {
+            c: Counter() for c in [*VOCABULARIES, "language"] if c in have
+        }
+        self.rewards: dict[str, list[Any]] = {c: [] for c in REWARD_COLUMNS if c in have}
+        self.models: set[str] = set()
+        self.dups = all(c in have for c in (*NEAR_DUP, "uuid"))
+        self.rows = self.later = self.grouped = 0
+
+    def add(self, batch: Any) -> None:
+        self.rows += batch.num_rows
+        for column, counts in self.labels.items():
+            counts.update(batch.column(column).to_pylist())
+        for column, parts in self.rewards.items():
+            parts.append(batch.column(column).drop_null().cast("float64").to_numpy())
+        if "reward_model" in batch.schema.names:
+            self.models.update(m for m in batch.column("reward_model").to_pylist() if m)
+        if self.dups:
+            uuids, similar = batch.column("uuid").to_pylist(), batch.column("min_similar_uuid")
+            pairs = zip(uuids, similar.to_pylist(), strict=True)
+            self.later += sum(1 for u, s in pairs if s is not None and s != u)
+            self.grouped += sum(1 for n in batch.column("repeat_count").to_pylist() if n)
+
+    def present(self) -> dict[str, list[float]]:
+        """Per reward column, its values that are set (columns with none left out)."""
+        import numpy as np
+
+        values = {c: np.concatenate(p).tolist() if p else [] for c, p in self.rewards.items()}
+        return {c: v for c, v in values.items() if v}
+
+
 def curation(ctx: CardContext) -> str | None:
     curate = ctx.manifest.get("curate")
     if not curate:
@@ -173,33 +214,36 @@ def curation(ctx: CardContext) -> str | None:
     header = ["tagger", "columns", "rows tagged", "errors by reason"]
     parts = [_table(header, rows), _judge_note(curate)]
     wanted = ["uuid", *VOCABULARIES, "language", *REWARD_COLUMNS, "reward_model", *NEAR_DUP]
-    cols = _columns(ctx, wanted)
+    have = _have(ctx, wanted)
+    tags = _Tags(have)
+    for batch in _batches(ctx, have) if have else ():
+        tags.add(batch)
     for column, labels in VOCABULARIES.items():
-        if column in cols:
-            parts.append(f"Rows per `{column}`:\n\n" + _count_table(column, cols[column], labels))
-        if column in cols and column == "task_category":
-            parts.append(_category_plot(ctx, cols[column]))
-    if "language" in cols:
-        langs = {v for v in cols["language"] if v is not None}
-        head = f"Rows per `language` (top 10 of {len(langs)}):\n\n"
-        parts.append(head + _count_table("language", cols["language"], None, top=10))
-    parts += [p for p in (_rewards(ctx, cols), _near_dups(ctx, cols)) if p]
+        if column in tags.labels:
+            counts = tags.labels[column]
+            parts.append(f"Rows per `{column}`:\n\n" + _count_table(column, counts, labels))
+        if column in tags.labels and column == "task_category":
+            parts.append(_category_plot(ctx, tags.labels[column]))
+    if "language" in tags.labels:
+        langs = tags.labels["language"]
+        head = f"Rows per `language` (top 10 of {len(set(langs) - {None})}):\n\n"
+        parts.append(head + _count_table("language", langs, None, top=10))
+    parts += [p for p in (_rewards(ctx, tags), _near_dups(ctx, tags)) if p]
     return "\n\n".join(parts)
 
 
-def _category_plot(ctx: CardContext, values: list[Any]) -> str:
-    counts = Counter(v for v in values if v is not None)
+def _category_plot(ctx: CardContext, values: Counter[Any]) -> str:
+    counts = Counter({k: n for k, n in values.items() if k is not None})
     labels = [*CATEGORIES, *sorted(set(counts) - set(CATEGORIES))]
     bars = lambda ax: (ax.barh(labels, [counts[k] for k in labels]), ax.invert_yaxis())  # noqa: E731
     return _plot(ctx, CATEGORY_PLOT, "Task categories, config default", "rows", bars)
 
 
-def _rewards(ctx: CardContext, cols: dict[str, list[Any]]) -> str | None:
-    present = {c: [float(v) for v in cols[c] if v is not None] for c in REWARD_COLUMNS if c in cols}
-    present = {c: v for c, v in present.items() if v}
+def _rewards(ctx: CardContext, tags: _Tags) -> str | None:
+    present = tags.present()
     if not present:
         return None
-    models = sorted({m for m in cols.get("reward_model", []) if m})
+    models = sorted(tags.models)
     rows = [
         [c, len(v), *(f"{x:.3f}" for x in (statistics.fmean(v), min(v), max(v)))]
         for c, v in present.items()
@@ -213,12 +257,10 @@ def _rewards(ctx: CardContext, cols: dict[str, list[Any]]) -> str | None:
     return "\n".join(lines)
 
 
-def _near_dups(ctx: CardContext, cols: dict[str, list[Any]]) -> str | None:
-    if not all(c in cols for c in (*NEAR_DUP, "uuid")):
+def _near_dups(ctx: CardContext, tags: _Tags) -> str | None:
+    if not tags.dups:
         return None
-    total, pairs = len(cols["uuid"]), zip(cols["uuid"], cols["min_similar_uuid"], strict=True)
-    later = sum(1 for u, s in pairs if s is not None and s != u)
-    grouped = sum(1 for n in cols["repeat_count"] if n)
+    total, later, grouped = tags.rows, tags.later, tags.grouped
     near_dup = (ctx.manifest["curate"].get("config") or {}).get("near_dup") or {}
     below = (
         f" (embedding distance below {near_dup['threshold']})" if near_dup.get("threshold") else ""
@@ -246,23 +288,28 @@ def filter_funnel(ctx: CardContext) -> str | None:
 
 
 def diversity(ctx: CardContext) -> str | None:
-    if not ctx.manifest.get("curate"):
+    if not ctx.manifest.get("curate") or not _have(ctx, ["instruction"]):
         return None
-    texts = _columns(ctx, ["instruction"]).get("instruction")
+    texts, leads, pairs = 0, Counter[str](), Counter[tuple[str, str]]()
+    for batch in _batches(ctx, ["instruction"]):
+        for text in batch.column("instruction").to_pylist():
+            texts += 1
+            if ws := words(text):
+                leads[ws[0]] += 1
+            if pair := verb_object(text):
+                pairs[pair] += 1
     if not texts:
         return None
-    leads = [ws[0] for ws in map(words, texts) if ws]
-    pairs = Counter(p for p in map(verb_object, texts) if p)
     matched = sum(pairs.values())
     top_pairs = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]
     return "\n".join(
         [
-            f"{len(set(leads))} distinct leading words in {len(texts)} instructions (lowercased, "
+            f"{len(leads)} distinct leading words in {texts} instructions (lowercased, "
             "punctuation stripped). The most common:",
             "",
             _count_table("leading word", leads, None, top=TOP),
             "",
-            f"Verb-object pairs of {matched} instructions ({_pct(matched, len(texts))}), found "
+            f"Verb-object pairs of {matched} instructions ({_pct(matched, texts)}), found "
             "without a model: the first word if it is a common instruction verb (write, "
             'explain, list, ...), or the word after "how do I", "can you" and similar; the '
             "object is the next word that is not a determiner, pronoun, preposition, small "

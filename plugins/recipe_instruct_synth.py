@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from magpie_hub.registry import (
     recipe_config,
 )
 from magpie_hub.release.card import CardContext
+from magpie_hub.row_streams import made_view
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 
 DATA = Path(__file__).parent / "data"
@@ -235,18 +236,19 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
     return pipeline
 
 
-def views(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, View]:
+def views(rows: Sequence[dict[str, Any]], cfg: RunConfig) -> dict[str, View]:
     """`pairs` (one row per text: its pairs and their conversation) and `pretrain` (the
-    text followed by its pairs, one string)."""
-    pairs = [{k: r[k] for k in PAIRS_FEATURES} for r in rows]
-    pretrain = [
-        {"uuid": r["uuid"], "text": synth.pretrain_text(r["text"], r["pairs"])} for r in rows
-    ]
-    total = sum(len(r["pairs"]) for r in rows)
-    return {
-        "pairs": View(pairs, PAIRS_FEATURES, {"pairs": total}),
-        "pretrain": View(pretrain, PRETRAIN_FEATURES),
-    }
+    text followed by its pairs, one string), made as they are written."""
+
+    def pair_row(r: dict[str, Any], tally: Counter[str]) -> dict[str, Any]:
+        tally["pairs"] += len(r["pairs"])
+        return {k: r[k] for k in PAIRS_FEATURES}
+
+    def pretrain_row(r: dict[str, Any], _: Counter[str]) -> dict[str, Any]:
+        return {"uuid": r["uuid"], "text": synth.pretrain_text(r["text"], r["pairs"])}
+
+    pairs = made_view(rows, pair_row, PAIRS_FEATURES, lambda t: {"pairs": t["pairs"]})
+    return {"pairs": pairs, "pretrain": made_view(rows, pretrain_row, PRETRAIN_FEATURES)}
 
 
 def synth_section(ctx: CardContext) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,18 +155,15 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
     return pipeline
 
 
-def default_rows(ctx: CardContext, columns: list[str]) -> list[dict[str, Any]]:
-    """Columns of the card's `default` config, read from the release tree."""
-    import pyarrow.parquet as pq
+def default_rows(ctx: CardContext, columns: list[str]) -> Sequence[dict[str, Any]]:
+    """Columns of the card's `default` config, read from the release tree batch by batch
+    each time they are iterated."""
+    from magpie_hub.row_streams import ParquetRows
 
     stats = ctx.stats.get("default")
     if stats is None:
         return []
-    return [
-        r
-        for f in stats.data_files
-        for r in pq.read_table(ctx.tree / f, columns=columns).to_pylist()
-    ]
+    return ParquetRows([ctx.tree / f for f in stats.data_files], columns)
 
 
 def describe_source(record: dict[str, Any] | None) -> str:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +48,7 @@ from magpie_hub.registry import (
     recipe_config,
 )
 from magpie_hub.release.card import CardContext
+from magpie_hub.row_streams import made_view
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 
 
@@ -244,41 +247,44 @@ def gen_config(cfg: UltraConfig) -> dict[str, Any]:
     }
 
 
-def views(rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, View]:
-    """`sft` (every pair's instruct side) and `dpo` (chosen/rejected by score)."""
+def views(rows: Sequence[dict[str, Any]], cfg: RunConfig) -> dict[str, View]:
+    """`sft` (every pair's instruct side) and `dpo` (chosen/rejected by score), made as they
+    are written."""
     cfg = recipe_config(cfg, UltraConfig)
-    sft = [{k: r[k] for k in SFT_FEATURES} for r in rows]
-    dpo, dropped = [], {"tie": 0, "missing_score": 0}
-    for r in rows:
-        score, base = r["score"], r["score_base"]
-        missing = score is None or base is None
-        tie = not missing and score == base
-        if (missing and cfg.scorer.name != "none" and cfg.dpo.on_missing_score == "drop") or (
-            tie and cfg.dpo.on_tie == "drop"
-        ):
-            dropped["missing_score" if missing else "tie"] += 1
-            continue
-        base_wins = not missing and base > score
-        answers = [{"role": "assistant", "content": r["response"]}]
-        others = [{"role": "assistant", "content": r["response_base"]}]
-        chosen, rejected = (others, answers) if base_wins else (answers, others)
-        dpo.append(
-            {
-                "uuid": r["uuid"],
-                "prompt": r["conversation"][:-1],
-                "chosen": chosen,
-                "rejected": rejected,
-                "score_chosen": None if missing else max(score, base),
-                "score_rejected": None if missing else min(score, base),
-                "margin": None if missing else abs(score - base),
-                "chosen_from": "base" if base_wins else "instruct",
-                "tie": tie,
-                "by_convention": missing,
-            }
-        )
-    counts = {f"dropped_{k}": v for k, v in dropped.items()}
-    counts["by_convention"] = sum(1 for d in dpo if d["by_convention"])
-    return {"sft": View(sft, SFT_FEATURES), "dpo": View(dpo, DPO_FEATURES, counts)}
+    sft = made_view(rows, lambda r, _: {k: r[k] for k in SFT_FEATURES}, SFT_FEATURES)
+    return {"sft": sft, "dpo": made_view(rows, partial(_dpo_row, cfg), DPO_FEATURES, _dpo_counts)}
+
+
+def _dpo_row(cfg: UltraConfig, r: dict[str, Any], tally: Counter[str]) -> dict[str, Any] | None:
+    score, base = r["score"], r["score_base"]
+    missing = score is None or base is None
+    tie = not missing and score == base
+    if (missing and cfg.scorer.name != "none" and cfg.dpo.on_missing_score == "drop") or (
+        tie and cfg.dpo.on_tie == "drop"
+    ):
+        tally["dropped_missing_score" if missing else "dropped_tie"] += 1
+        return None
+    tally["by_convention"] += missing
+    base_wins = not missing and base > score
+    answers = [{"role": "assistant", "content": r["response"]}]
+    others = [{"role": "assistant", "content": r["response_base"]}]
+    chosen, rejected = (others, answers) if base_wins else (answers, others)
+    return {
+        "uuid": r["uuid"],
+        "prompt": r["conversation"][:-1],
+        "chosen": chosen,
+        "rejected": rejected,
+        "score_chosen": None if missing else max(score, base),
+        "score_rejected": None if missing else min(score, base),
+        "margin": None if missing else abs(score - base),
+        "chosen_from": "base" if base_wins else "instruct",
+        "tie": tie,
+        "by_convention": missing,
+    }
+
+
+def _dpo_counts(tally: Counter[str]) -> dict[str, int]:
+    return {k: tally[k] for k in ("dropped_tie", "dropped_missing_score", "by_convention")}
 
 
 def pairs_section(ctx: CardContext) -> str | None:

@@ -251,7 +251,6 @@ def _write(
     seconds: float,
     computed: dict[str, int],
 ) -> None:
-    import pyarrow as pa
     from datasets import Features
 
     folder, manifest = plan.folder, dict(plan.manifest)
@@ -261,7 +260,7 @@ def _write(
     }
     features = Features({**{c: base[c] for c in plan.base_columns}, **tag_features})
     rows = [{c: r.get(c) for c in features} for r in rows]
-    folder.write_shards(pa.Table.from_pylist(rows, schema=features.arrow_schema))
+    folder.write_row_shards(rows, features.arrow_schema)
     views: dict[str, Any] = {
         k: v for k, v in (manifest.get("views") or {}).items() if k != "filtered"
     }

@@ -7,12 +7,13 @@ counts of the rows it left out.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from datasets import Features, Value
 
 from magpie_hub.registry import View
+from magpie_hub.row_streams import ParquetRows, made_view
 
 TRAINING_VIEWS = ("sharegpt", "alpaca")
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
@@ -44,46 +45,54 @@ def _messages(row: dict[str, Any]) -> list[dict[str, str]] | None:
     return None
 
 
+def _sharegpt_row(row: dict[str, Any], left: Counter[str]) -> dict[str, Any] | None:
+    messages = _messages(row)
+    if not messages or messages[-1]["role"] != "assistant":
+        left["no_answer"] += 1
+        return None
+    if any(m["role"] not in SHAREGPT_ROLES for m in messages):
+        left["unknown_role"] += 1
+        return None
+    turns = [{"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]} for m in messages]
+    return {"uuid": row.get("uuid"), "conversations": turns}
+
+
 def sharegpt(rows: Iterable[dict[str, Any]]) -> View:
     """Every row whose conversation ends with an answer, as ShareGPT `conversations`."""
-    out, left = [], Counter[str]()
-    for row in rows:
-        messages = _messages(row)
-        if not messages or messages[-1]["role"] != "assistant":
-            left["no_answer"] += 1
-            continue
-        if any(m["role"] not in SHAREGPT_ROLES for m in messages):
-            left["unknown_role"] += 1
-            continue
-        turns = [{"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]} for m in messages]
-        out.append({"uuid": row.get("uuid"), "conversations": turns})
-    return View(out, SHAREGPT_FEATURES, _counts(left))
+    return made_view(rows, _sharegpt_row, SHAREGPT_FEATURES, _counts)
+
+
+SYSTEM_DROPPED = "\0system_prompt_not_kept"
+"""The tally key of alpaca rows kept without their system prompt (not a left-out reason)."""
+
+
+def _alpaca_row(row: dict[str, Any], left: Counter[str]) -> dict[str, Any] | None:
+    messages = _messages(row)
+    if not messages or messages[-1]["role"] != "assistant":
+        left["no_answer"] += 1
+        return None
+    turns = [m for m in messages if m["role"] != "system"]
+    if len(turns) != 2 or turns[0]["role"] != "user":
+        left["multi_turn"] += 1
+        return None
+    left[SYSTEM_DROPPED] += len(turns) != len(messages)
+    return {
+        "uuid": row.get("uuid"),
+        "instruction": turns[0]["content"],
+        "input": "",
+        "output": turns[1]["content"],
+    }
+
+
+def _alpaca_counts(tally: Counter[str]) -> dict[str, int]:
+    left = Counter({k: v for k, v in tally.items() if k != SYSTEM_DROPPED})
+    return {**_counts(left), "system_prompt_not_kept": tally[SYSTEM_DROPPED]}
 
 
 def alpaca(rows: Iterable[dict[str, Any]]) -> View:
     """Single-turn rows (one user message, one answer) as Alpaca records. A system prompt
     has no place in Alpaca: such rows are kept without it and counted."""
-    out, left = [], Counter[str]()
-    system_dropped = 0
-    for row in rows:
-        messages = _messages(row)
-        if not messages or messages[-1]["role"] != "assistant":
-            left["no_answer"] += 1
-            continue
-        turns = [m for m in messages if m["role"] != "system"]
-        if len(turns) != 2 or turns[0]["role"] != "user":
-            left["multi_turn"] += 1
-            continue
-        system_dropped += len(turns) != len(messages)
-        out.append(
-            {
-                "uuid": row.get("uuid"),
-                "instruction": turns[0]["content"],
-                "input": "",
-                "output": turns[1]["content"],
-            }
-        )
-    return View(out, ALPACA_FEATURES, {**_counts(left), "system_prompt_not_kept": system_dropped})
+    return made_view(rows, _alpaca_row, ALPACA_FEATURES, _alpaca_counts)
 
 
 def _counts(left: Counter[str]) -> dict[str, int]:
@@ -91,10 +100,15 @@ def _counts(left: Counter[str]) -> dict[str, int]:
 
 
 MAKERS = {"sharegpt": sharegpt, "alpaca": alpaca}
+READS = ["uuid", "conversation", "instruction", "response"]
+"""The columns the training views read."""
 
 
-def training_views(rows: list[dict[str, Any]], names: Iterable[str]) -> dict[str, View]:
-    """The chosen views of `rows` (names outside `TRAINING_VIEWS` are a config bug)."""
+def training_views(rows: Sequence[dict[str, Any]], names: Iterable[str]) -> dict[str, View]:
+    """The chosen views of `rows` (names outside `TRAINING_VIEWS` are a config bug), made
+    as they are written; rows read from Parquet are read for the columns the views use."""
+    if isinstance(rows, ParquetRows):
+        rows = rows.select(READS)
     return {name: MAKERS[name](rows) for name in names}
 
 

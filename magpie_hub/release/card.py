@@ -25,6 +25,8 @@ TEXT_COLUMNS = ("instruction", "response", "response_base")
 SCORE_COLUMNS = ("score", "score_base", "score_difference", "score_chosen", "score_rejected")
 BASE_TAGS = ["synthetic", "magpie", "distilabel", "magpie-hub"]
 EXAMPLE_CHARS = 600
+READ_ROWS = 8192
+"""Rows per record batch the statistics read."""
 
 
 @dataclass
@@ -44,6 +46,8 @@ class ConfigStats:
     """system_prompt_key -> rows."""
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
+    text_lengths: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Per text column: every row's length (a numpy array), for the histogram."""
 
 
 @dataclass
@@ -63,46 +67,98 @@ class CardContext:
         return dict(self.manifest.get("config") or {})
 
 
-def summarize(values: list[int]) -> dict[str, float]:
-    if not values:
+def summarize(values: Any) -> dict[str, float]:
+    """min, median, mean and max of integers (a list or a numpy array)."""
+    import numpy as np
+
+    if not len(values):
         return {"min": 0, "median": 0, "mean": 0, "max": 0}
+    ordered = np.sort(np.asarray(values, dtype=np.int64))
+    n, mid = len(ordered), len(ordered) // 2
+    median = float(ordered[mid]) if n % 2 else (int(ordered[mid - 1]) + int(ordered[mid])) / 2
     return {
-        "min": min(values),
-        "median": float(statistics.median(values)),
-        "mean": round(statistics.fmean(values), 1),
-        "max": max(values),
+        "min": int(ordered[0]),
+        "median": median,
+        "mean": round(int(ordered.sum()) / n, 1),  # as statistics.fmean: the exact sum / n
+        "max": int(ordered[-1]),
     }
 
 
 def config_stats(tree: Path, name: str, data_files: list[str]) -> ConfigStats:
-    """Read one config's shards from the release tree and compute its statistics."""
-    tables = [pq.read_table(tree / f) for f in data_files]
-    rows = [r for t in tables for r in t.to_pylist()]
+    """Compute one config's statistics from its shards in the release tree, reading only
+    the columns they need, a record batch at a time."""
     from datasets import Features
 
-    features = Features.from_arrow_schema(pq.read_schema(tree / data_files[0]))
+    schema = pq.read_schema(tree / data_files[0])
+    features = Features.from_arrow_schema(schema)
     stats = ConfigStats(
         name=name,
-        rows=len(rows),
+        rows=0,
         data_files=data_files,
         features=features._to_yaml_list(),
         num_bytes=sum((tree / f).stat().st_size for f in data_files),
     )
-    columns = set(features)
-    for col in TEXT_COLUMNS:
-        if col in columns:
-            stats.lengths[col] = summarize([len(r[col] or "") for r in rows])
-    if "conversation" in columns:
-        turns = Counter(
-            sum(1 for m in r["conversation"] or [] if m["role"] == "user") for r in rows
-        )
-        stats.turns = dict(sorted(turns.items()))
-    if "system_prompt_key" in columns:
-        keys = Counter(r["system_prompt_key"] or "(none)" for r in rows)
-        stats.categories = dict(sorted(keys.items(), key=lambda kv: (-kv[1], kv[0])))
-    for col in SCORE_COLUMNS:
-        if col in columns:
-            present = [float(r[col]) for r in rows if r[col] is not None]
+    tally = _Tally([c for c in TEXT_COLUMNS if c in features], set(features))
+    for f in data_files:
+        with pq.ParquetFile(tree / f) as file:
+            stats.rows += file.metadata.num_rows
+            if len(stats.examples) < 2:
+                stats.examples += _first_rows(file, 2 - len(stats.examples))
+            if tally.columns:
+                for batch in file.iter_batches(batch_size=READ_ROWS, columns=tally.columns):
+                    tally.add(batch)
+    tally.finish(stats)
+    return stats
+
+
+class _Tally:
+    """What `config_stats` counts, batch by batch: text lengths, user turns, system-prompt
+    keys, scores."""
+
+    def __init__(self, texts: list[str], columns: set[str]) -> None:
+        self.texts, self.scores = texts, [c for c in SCORE_COLUMNS if c in columns]
+        self.turns = "conversation" in columns
+        self.keys = "system_prompt_key" in columns
+        self.columns = [*texts, *self.scores]
+        self.columns += ["conversation"] * self.turns + ["system_prompt_key"] * self.keys
+        self.lengths: dict[str, list[Any]] = {c: [] for c in texts}
+        self.values: dict[str, list[Any]] = {c: [] for c in self.scores}
+        self.turn_counts: Counter[int] = Counter()
+        self.key_counts: Counter[str] = Counter()
+
+    def add(self, batch: Any) -> None:
+        import numpy as np
+        import pyarrow.compute as pc
+
+        for col in self.texts:
+            lengths = pc.fill_null(pc.utf8_length(batch.column(col)), 0)
+            self.lengths[col].append(lengths.to_numpy().astype(np.int32))
+        for col in self.scores:
+            self.values[col].append(batch.column(col).drop_null().cast("float64").to_numpy())
+        if self.turns:
+            convo = batch.column("conversation")
+            user = pc.equal(pc.struct_field(pc.list_flatten(convo), "role"), "user")
+            parents = pc.list_parent_indices(convo).to_numpy()
+            users = parents[pc.fill_null(user, False).to_numpy(zero_copy_only=False)]
+            per_row = np.bincount(users, minlength=len(convo))  # user turns of each row
+            self.turn_counts.update(dict(zip(*np.unique(per_row, return_counts=True), strict=True)))
+        if self.keys:
+            for item in pc.value_counts(batch.column("system_prompt_key")).to_pylist():
+                self.key_counts[item["values"] or "(none)"] += item["counts"]
+
+    def finish(self, stats: ConfigStats) -> None:
+        import numpy as np
+
+        for col, parts in self.lengths.items():
+            stats.text_lengths[col] = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+            stats.lengths[col] = summarize(stats.text_lengths[col])
+        if self.turns:
+            stats.turns = {int(k): int(n) for k, n in sorted(self.turn_counts.items())}
+        if self.keys:
+            keys = self.key_counts
+            stats.categories = dict(sorted(keys.items(), key=lambda kv: (-kv[1], kv[0])))
+        for col, parts in self.values.items():
+            present = np.concatenate(parts).tolist() if parts else []
             if present:
                 stats.scores[col] = {
                     "rows": len(present),
@@ -110,8 +166,13 @@ def config_stats(tree: Path, name: str, data_files: list[str]) -> ConfigStats:
                     "min": round(min(present), 3),
                     "max": round(max(present), 3),
                 }
-    stats.examples = [_shorten(r) for r in rows[:2]]
-    return stats
+
+
+def _first_rows(file: Any, n: int) -> list[dict[str, Any]]:
+    """The first `n` rows of a Parquet file, shortened for display."""
+    for batch in file.iter_batches(batch_size=n):
+        return [_shorten(r) for r in batch.to_pylist()]
+    return []
 
 
 def _shorten(row: dict[str, Any]) -> dict[str, Any]:
@@ -129,9 +190,13 @@ def _shorten(row: dict[str, Any]) -> dict[str, Any]:
     return {k: cut(v) for k, v in row.items() if k not in ("gen_config", "pre_query_template")}
 
 
-def length_plot(tree: Path, name: str, data_files: list[str]) -> str | None:
-    """A PNG histogram of the text columns' lengths; returns its repo path (None: no text)."""
+def length_plot(
+    tree: Path, name: str, data_files: list[str], lengths: dict[str, Any] | None = None
+) -> str | None:
+    """A PNG histogram of the text columns' lengths; returns its repo path (None: no text).
+    `lengths` (`ConfigStats.text_lengths`) saves reading the files again."""
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -139,11 +204,12 @@ def length_plot(tree: Path, name: str, data_files: list[str]) -> str | None:
     columns = [c for c in TEXT_COLUMNS if c in pq.read_schema(tree / data_files[0]).names]
     if not columns:
         return None
-    table = [pq.read_table(tree / f, columns=columns) for f in data_files]
+    if lengths is None:
+        lengths = config_stats(tree, name, data_files).text_lengths
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
     for col in columns:
-        lengths = [len(v or "") for t in table for v in t.column(col).to_pylist()]
-        ax.hist(lengths, bins=30, alpha=0.6, label=col)
+        values, counts = np.unique(lengths[col], return_counts=True)  # the same bars as all
+        ax.hist(values.astype(np.int64), bins=30, weights=counts, alpha=0.6, label=col)
     ax.set_xlabel("characters")
     ax.set_ylabel("rows")
     ax.set_title(f"Text lengths, config {name}")

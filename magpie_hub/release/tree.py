@@ -75,7 +75,8 @@ def stage_release(
     stats = {name: config_stats(dest, name, paths) for name, paths in repo_configs.items()}
     ctx = CardContext(tree=dest, manifest=manifest, stats=stats, repo_id=repo_id, tag=tag)
     for name, paths in repo_configs.items():
-        if stats[name].rows and (image := length_plot(dest, name, paths)):
+        lengths = stats[name].text_lengths
+        if stats[name].rows and (image := length_plot(dest, name, paths, lengths)):
             ctx.images[name] = image
     card = render_card(ctx, list(get_registry().card_sections.values()))
     (dest / "README.md").write_text(card, encoding="utf-8")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,12 +95,13 @@ def connect(api_url: str | None = None, api_key: str | None = None) -> Any:
 
 
 def stratified_sample(
-    rows: list[dict[str, Any]], n: int | None, column: str | None, seed: int
+    rows: Sequence[dict[str, Any]], n: int | None, column: str | None, seed: int
 ) -> list[dict[str, Any]]:
     """`n` rows chosen with `seed`; with `column`, each value keeps its share of the rows
     (largest remainders), so the sample has the proportions of the build."""
+    rows = list(rows)  # held: the sample is drawn by position and pushed as records
     if n is None or n >= len(rows):
-        return list(rows)
+        return rows
     rng = random.Random(seed)
     if column is None:
         return sorted(rng.sample(rows, n), key=rows.index)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from magpie_hub.registry import View
@@ -89,7 +89,7 @@ def aggregate(responses: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def reviewed_view(
-    rows: list[dict[str, Any]], responses: list[dict[str, Any]], features: Any
+    rows: Iterable[dict[str, Any]], responses: list[dict[str, Any]], features: Any
 ) -> View:
     """Rows that have at least one submitted or discarded review, with the review columns."""
     from datasets import Features, Sequence, Value
