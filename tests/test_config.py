@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from magpie_hub.config import load_config, parse_override
+from magpie_hub.config import load_config
+from magpie_hub.config_files import parse_override
 from magpie_hub.errors import ConfigError, ConfigValidationError, UnknownNameError
 from magpie_hub.plugins import get_registry
 

@@ -6,14 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from magpie_hub.config import (
-    CurateConfig,
-    ExecutionConfig,
-    FilterConfig,
-    apply_overrides,
-    describe_error,
-    read_toml,
-)
+from magpie_hub.config import CurateConfig, ExecutionConfig, FilterConfig
+from magpie_hub.config_files import apply_overrides, describe_error, read_toml
 from magpie_hub.errors import ConfigError, ConfigValidationError
 
 
