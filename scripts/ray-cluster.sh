@@ -13,7 +13,11 @@
 # MAGPIE_HUB_RAY_WORKER_CPUS CPUs (default 1). The port is MAGPIE_HUB_RAY_PORT (default
 # 6380); Ray's session files live in MAGPIE_HUB_RAY_HOME (default ~/.cache/magpie-hub/ray).
 # Ray comes from the `ray` extra of the project's .venv (RAY, default .venv/bin/ray).
+# Token authentication is off (RAY_AUTH_MODE=disabled) for this loopback-only cluster: since
+# Ray 2.59 `ray start --head` turns it on whenever ~/.ray/auth_token exists (any earlier
+# `ray.init()` writes one), and the workers started next do not send that token.
 set -euo pipefail
+export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RAY="${RAY:-$ROOT/.venv/bin/ray}"
