@@ -109,6 +109,7 @@ def test_a_tag_with_no_duplicates_loses_nothing(cli, tmp_path: Path) -> None:
         ("not_generated", "not a build folder (no manifest.json)"),
         ("running", "the build is running, not complete"),
         ("no_shards", "the build has no rows on disk (no data/*.parquet)"),
+        ("no_rows", "the build has no rows to curate (every attempted row was dropped"),
         ("no_section", "has no [curate] section"),
         ("bad_field", "curate.batch_size"),
     ],
@@ -143,6 +144,8 @@ def test_bad_input_gives_one_clear_message_and_leaves_the_build(cli, tmp_path, s
     elif setup == "no_shards":  # damaged by hand: the manifest says complete, data/ is gone
         for shard in (build / "data").glob("*.parquet"):
             shard.unlink()
+    elif setup == "no_rows":  # every attempted row was dropped
+        build = make_build(tmp_path / "empty", [])
     elif setup == "running":
         manifest = json.loads((build / "manifest.json").read_text())
         (build / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))

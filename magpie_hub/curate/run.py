@@ -12,6 +12,7 @@ the manifest.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from magpie_hub.registry import Tagger, View
 from magpie_hub.running import ProgressCallback as Progress
 from magpie_hub.running import run_pipeline
 
+log = logging.getLogger(__name__)
 TEXT_COLUMNS = ("uuid", "instruction", "response", "response_base", "conversation")
 
 
@@ -55,6 +57,8 @@ class CuratePlan:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     cores: int | None = None
     """The cores the judge engines share on this machine (None: they run on other nodes)."""
+    steps: dict[str, Any] = field(default_factory=dict)
+    """Where the last tagging run's steps ran (backend, replicas, threads): for the manifest."""
 
 
 @dataclass
@@ -82,6 +86,14 @@ def plan_curate(
     for tagger in taggers:
         if tagger.check:
             tagger.check(config)
+    if not (manifest.get("counts") or {}).get("generated", 1):
+        dropped = (manifest.get("counts") or {}).get("dropped_by_reason") or {}
+        why = ", ".join(f"{n} {reason}" for reason, n in dropped.items()) or "none kept"
+        raise BuildFolderError(
+            build,
+            f"the build has no rows to curate (every attempted row was dropped: {why})",
+            hint='Generate rows that are kept: more max_new_tokens, or target = "kept".',
+        )
     base_columns = _base_columns(folder.schema(), registry.taggers.values())
     if "instruction" not in base_columns:
         raise BuildFolderError(
@@ -215,7 +227,10 @@ def _run_pipeline(
     total = sum(len(r[TODO]) for r in todo)
     before = sum(len(committed_uuids(p)) for p in plan.stores.values())
     done = lambda: sum(len(committed_uuids(p)) for p in plan.stores.values()) - before  # noqa: E731
-    prepare_steps(pipeline, plan.execution, run_env(), cores=plan.cores)  # threads, replicas
+    chosen, warning = prepare_steps(pipeline, plan.execution, run_env(), cores=plan.cores)
+    if warning:
+        log.warning(warning)
+    plan.steps = {"backend": plan.execution.backend, **chosen}
     run_pipeline(for_backend(pipeline, plan.execution), done, total, on_progress)
 
 
@@ -283,6 +298,7 @@ def _write(
         "rows": len(rows),
         "computed_this_run": computed,
         "seconds_this_run": round(seconds, 3),
+        "execution": plan.steps or {"backend": plan.execution.backend},
     }
     manifest["views"] = views
     manifest["data_files"] = folder.data_files()
