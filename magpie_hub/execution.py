@@ -111,8 +111,9 @@ def run_env() -> dict[str, str]:
 
 def for_backend(pipeline: Any, execution: ExecutionConfig) -> Any:
     """The pipeline to run: itself, or its `RayPipeline` on the connected cluster. Steps
-    without an engine (row source, writers) are pinned to this machine: they read and
-    write the build folder."""
+    without an engine (row source, writers, taggers) are pinned to this machine, where the
+    build folder is, and hold no CPU slot: Ray gives an actor with a custom resource one
+    CPU for its lifetime, and three such steps on two CPUs never all start."""
     if execution.backend == "local":
         return pipeline
     import ray
@@ -123,6 +124,7 @@ def for_backend(pipeline: Any, execution: ExecutionConfig) -> Any:
         step = pipeline.dag.get_step(name)["step"]
         if name not in engines:
             step.resources.resources = here
+            step.resources.cpus = 0  # PositiveInt in distilabel, not validated on assignment
     return pipeline.ray()  # we connected already: distilabel reuses the session
 
 
@@ -143,14 +145,33 @@ def connect_ray(execution: ExecutionConfig, *, model_paths: list[str]) -> bool:
             kwargs |= {"include_dashboard": False, "num_cpus": machine_cores()}
         try:
             ray.init(address=address, logging_level=logging.WARNING, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise EngineError(
-                f"cannot join the Ray cluster at {address}: {exc}",
-                hint="Start it (scripts/ray-cluster.sh start), or fix execution.address.",
-            ) from None
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
+            raise _join_error(address, exc) from None
     _check_driver_is_a_node()
     check_nodes(model_paths, ["magpie_hub", "distilabel"])
     return not address or _all_nodes_local()
+
+
+def _join_error(address: str | None, exc: Exception) -> EngineError:
+    """One line for a failed `ray.init`: Ray's own message is a chain of tracebacks."""
+    chain: list[str] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(chain) < 5:
+        chain.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    text = "\n".join(chain)
+    if "InvalidAuthToken" in text or "uthentication token" in text:
+        return EngineError(
+            f"the Ray cluster at {address} requires an authentication token and this "
+            "process has none, or the wrong one",
+            hint="Set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to "
+            "the cluster's token before running magpie-hub.",
+        )
+    first = next((line for line in chain[0].splitlines() if line.strip()), type(exc).__name__)
+    return EngineError(
+        f"cannot join the Ray cluster at {address}: {first.strip()}",
+        hint="Start it (scripts/ray-cluster.sh start), or fix execution.address.",
+    )
 
 
 def _check_driver_is_a_node() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -94,6 +95,24 @@ def test_a_ray_build_equals_the_local_build(
 
 
 @pytest.mark.embedded
+def test_publish_on_ray_generates_and_curates_there(
+    ray_cluster: str, embedded_model: Path, tmp_path: Path
+) -> None:
+    extra = '[curate]\ntaggers = ["language"]\n'
+    config = write_config(tmp_path / "c.toml", CONFIG.format(rows=8, extra=extra))
+    out, tree = tmp_path / "build", tmp_path / "tree"
+    cmd = [sys.executable, "-m", "magpie_hub", "publish", str(config), "--repo", "a/b"]
+    cmd += ["--tag", "v1", "--out", str(out), "--local", str(tree), "--ray", ray_cluster]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tree / "manifest.json").read_text())
+    assert manifest["config"]["execution"]["backend"] == "ray"
+    assert manifest["curate"]["execution"]["backend"] == "ray"
+    assert manifest["counts"]["generated"] > 0
+    assert manifest["curate"]["taggers"]["language"]["tagged"] == manifest["counts"]["generated"]
+
+
+@pytest.mark.embedded
 def test_kill_9_of_the_driver_on_ray_loses_and_repeats_no_batch(
     ray_cluster: str, embedded_model: Path, tmp_path: Path
 ) -> None:
@@ -134,6 +153,37 @@ def test_an_unreachable_address_is_one_clear_error(tmp_path: Path, ray_cluster: 
     assert result.returncode == 1
     assert "no Ray cluster answers at" in result.stderr and "Hint:" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+TOKEN_HEAD = """
+import ray, sys
+ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()  # until the test closes stdin
+"""
+
+
+def test_a_cluster_that_asks_for_a_token_is_one_clear_error(tmp_path: Path) -> None:
+    token = secrets.token_hex(16)  # made here, never written to a file
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    head = subprocess.Popen(
+        [sys.executable, "-c", TOKEN_HEAD], env=env, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert head.stdin is not None and head.stdout is not None
+    try:
+        address = head.stdout.readline().strip()
+        assert address, "the token-auth Ray head did not start"
+        config = write_config(tmp_path / "c.toml", CONFIG.format(rows=2, extra=""))
+        out = tmp_path / "build"
+        result = generate(config, out, "--ray", address)
+    finally:
+        head.stdin.close()
+        head.wait(timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "requires an authentication token" in result.stderr and "RAY_AUTH_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr and token not in result.stderr + result.stdout
     assert not out.exists()
 
 

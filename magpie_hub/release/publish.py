@@ -229,7 +229,13 @@ def _curate_stage(
     assert config.curate is not None
     try:
         curated = run_curate(
-            plan_curate(folder.root, config.curate, config.filter, seed=config.seed)
+            plan_curate(
+                folder.root,
+                config.curate,
+                config.filter,
+                seed=config.seed,
+                execution=config.execution,
+            )
         )
     except CurateIncompleteError:
         return Stage("curate", True, "incomplete")
