@@ -302,3 +302,56 @@ def test_card_statistics_by_batch_equal_the_row_by_row_ones(
 
     image = card.length_plot(tmp_path, "default", ["data/default/train.parquet"], None)
     assert image is not None and (tmp_path / image).read_bytes() == old_plot()
+
+
+def test_a_review_sample_of_a_build_reads_one_column_and_picks_as_from_a_list(
+    tmp_path: Path,
+) -> None:
+    from magpie_hub.errors import ReviewError
+    from magpie_hub.review.sync import stratified_sample
+    from magpie_hub.row_streams import ParquetRows
+
+    rng = random.Random(5)
+    rows = [
+        {"uuid": f"u{i}", "k": rng.choice(["a", "b", "b", None]), "text": "x" * (i % 9)}
+        for i in range(2000)
+    ]
+    paths = []
+    for n, start in enumerate(range(0, len(rows), 700)):  # three shards, row groups of 100
+        paths.append(tmp_path / f"train-{n}.parquet")
+        pq.write_table(
+            pa.Table.from_pylist(rows[start : start + 700]), paths[-1], row_group_size=100
+        )
+    full_reads = []
+
+    class Spied(ParquetRows):
+        def __iter__(self) -> Any:  # every row with every column: what a sample must avoid
+            full_reads.append(1)
+            return super().__iter__()
+
+    streamed = Spied(paths)
+
+    def from_list(n: int, column: str | None, seed: int) -> list[dict[str, Any]]:
+        """What 0.2.0 picked: the sample drawn from a list of every row."""
+        pick = random.Random(seed)
+        if column is None:
+            return sorted(pick.sample(rows, n), key=rows.index)
+        groups: dict[Any, list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault(row[column], []).append(row)
+        exact = {k: n * len(v) / len(rows) for k, v in groups.items()}
+        take = {k: int(q) for k, q in exact.items()}
+        rest = sorted(exact, key=lambda k: (-(exact[k] - take[k]), str(k)))
+        for k in rest[: n - sum(take.values())]:
+            take[k] += 1
+        chosen = [r for k in sorted(groups, key=str) for r in pick.sample(groups[k], take[k])]
+        return sorted(chosen, key=rows.index)
+
+    for n, column, seed in [(37, "k", 3), (37, None, 3), (500, "k", 8), (1, "k", 0)]:
+        expected = from_list(n, column, seed)
+        assert stratified_sample(streamed, n, column, seed) == expected
+        assert stratified_sample(rows, n, column, seed) == expected
+    assert not full_reads
+    assert stratified_sample(streamed, None, "k", 1) == rows
+    with pytest.raises(ReviewError, match="no column 'nope'"):
+        stratified_sample(streamed, 5, "nope", 1)

@@ -98,25 +98,39 @@ def stratified_sample(
     rows: Sequence[dict[str, Any]], n: int | None, column: str | None, seed: int
 ) -> list[dict[str, Any]]:
     """`n` rows chosen with `seed`; with `column`, each value keeps its share of the rows
-    (largest remainders), so the sample has the proportions of the build."""
-    rows = list(rows)  # held: the sample is drawn by position and pushed as records
-    if n is None or n >= len(rows):
-        return rows
+    (largest remainders), so the sample has the proportions of the build. Only `column`
+    and the chosen rows are read from a build's `ParquetRows`."""
+    total = len(rows)
+    if n is None or n >= total:
+        return list(rows)
     rng = random.Random(seed)
     if column is None:
-        return sorted(rng.sample(rows, n), key=rows.index)
-    if rows and column not in rows[0]:
-        raise ReviewError(f"no column {column!r} to stratify by", hint=f"Columns: {list(rows[0])}")
-    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[row.get(column)].append(row)
-    exact = {k: n * len(v) / len(rows) for k, v in groups.items()}
+        return [rows[i] for i in sorted(rng.sample(range(total), n))]
+    groups: dict[Any, list[int]] = defaultdict(list)
+    for i, value in enumerate(_column(rows, column)):
+        groups[value].append(i)
+    exact = {k: n * len(v) / total for k, v in groups.items()}
     take = {k: int(q) for k, q in exact.items()}
     for k in sorted(exact, key=lambda k: (-(exact[k] - take[k]), str(k)))[: n - sum(take.values())]:
         take[k] += 1
-    chosen = [r for k in sorted(groups, key=str) for r in rng.sample(groups[k], take[k])]
-    order = {id(r): i for i, r in enumerate(rows)}
-    return sorted(chosen, key=lambda r: order[id(r)])
+    chosen = [i for k in sorted(groups, key=str) for i in rng.sample(groups[k], take[k])]
+    return [rows[i] for i in sorted(chosen)]
+
+
+def _column(rows: Sequence[dict[str, Any]], column: str) -> Iterator[Any]:
+    """One column's values in row order; a build's rows are read for that column only."""
+    from magpie_hub.row_streams import ParquetRows
+
+    if isinstance(rows, ParquetRows):
+        import pyarrow.parquet as pq
+
+        if not rows.select([column]).columns:
+            names = pq.read_schema(rows.paths[0]).names
+            raise ReviewError(f"no column {column!r} to stratify by", hint=f"Columns: {names}")
+        return (row[column] for row in rows.select([column]))
+    if rows and column not in rows[0]:
+        raise ReviewError(f"no column {column!r} to stratify by", hint=f"Columns: {list(rows[0])}")
+    return (row.get(column) for row in rows)
 
 
 def review_push(
