@@ -5,8 +5,9 @@ distilabel handles Ctrl-C itself: it stops the steps gracefully and returns, as 
 when a step fails; the caller then sees rows still pending and says the run stopped early.
 
 Resuming is ours (committed chunks), never distilabel's: its cache is cleared before each
-run. distilabel rewrites `pipeline.yaml` in place after every batch and reads it back at the
-next start even with `use_cache=False`, so a `kill -9` mid-write would break the re-run.
+run, and the files it keeps for its own resume (a copy of every batch, `pipeline.yaml` and
+the batch manager rewritten after every batch, a `Distiset` read back at the end) are not
+written at all.
 
 distilabel forks its step workers (and a manager process) as non-daemon children; after a
 `kill -9` of the CLI they would live on, each holding a model. Every process forked while
@@ -43,7 +44,7 @@ def run_pipeline(
         stdout_to_stderr(),
         die_with_parent(),
         _quick_polls(),
-        _no_batch_copies(),
+        _no_distilabel_cache(),
     ):
         try:
             with _disk_errors_raised():
@@ -90,18 +91,41 @@ def _quick_polls() -> Iterator[None]:
 
 
 @contextmanager
-def _no_batch_copies() -> Iterator[None]:
-    """distilabel keeps a JSON copy of every batch of every step (`steps_data`) for a later
-    run with `use_cache=True` to reuse; we never do, and those copies took three times the
-    disk of the rows themselves. The main process writes them: skip it there."""
+def _no_distilabel_cache() -> Iterator[None]:
+    """Skip what distilabel writes for a later `use_cache=True` run, which we never make.
+
+    The main process kept a JSON copy of every batch of every step (three times the disk of
+    the rows), re-dumped the pipeline to `pipeline.yaml` and the batch manager after every
+    batch, re-hashed every step for each cache path, and loaded the leaf outputs into a
+    `Distiset` at the end; together about a third of a second of a short run, and a
+    `kill -9` during the yaml rewrite broke the next start. The log file stays."""
+    from distilabel.pipeline import base, local
     from distilabel.pipeline.batch_manager import _BatchManager
 
-    original = _BatchManager.write_batch_data
-    _BatchManager.write_batch_data = lambda self, batch, steps_data_path: None
+    locations: dict[int, tuple[Any, Any]] = {}
+    cache_location = base.BasePipeline._cache_location
+
+    def once(pipeline: Any) -> Any:  # the steps are fixed once `run()` asks for it
+        if id(pipeline) not in locations:
+            locations[id(pipeline)] = (pipeline, cache_location.fget(pipeline))
+        return locations[id(pipeline)][1]
+
+    patches = [
+        (_BatchManager, "write_batch_data", lambda self, batch, steps_data_path: None),
+        (base.BasePipeline, "_cache", lambda self: None),
+        (base.BasePipeline, "_cache_location", property(once)),
+        (local, "create_distiset", lambda *args, **kwargs: None),
+    ]
+    if ray_module := sys.modules.get("distilabel.pipeline.ray"):
+        patches.append((ray_module, "create_distiset", lambda *args, **kwargs: None))
+    saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in patches]
+    for owner, name, value in patches:
+        setattr(owner, name, value)
     try:
         yield
     finally:
-        _BatchManager.write_batch_data = original
+        for owner, name, value in saved:
+            setattr(owner, name, value)
 
 
 @contextmanager
