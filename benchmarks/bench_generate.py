@@ -12,6 +12,7 @@ faster of the loop on one thread and on every core. Run it from the repository r
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import statistics
@@ -122,6 +123,10 @@ def main() -> None:
         raw_loop(args.rows[0], itok, rtok, args.one_loop)
         return
     cores = len(os.sched_getaffinity(0))
+    # as a pip install leaves it (an editable install under PYTHONDONTWRITEBYTECODE has no
+    # bytecode, and every run would compile magpie-hub's modules first)
+    compileall.compile_dir(ROOT / "magpie_hub", quiet=1)
+    compileall.compile_dir(ROOT / "plugins", quiet=1)
     setting = f"batch {args.batch_size}; {args.set!r}"
     print(f"{cores} cores; max tokens {itok} (instruction) / {rtok} (response); {setting}; "
           f"medians of {args.repeats} paired runs")  # fmt: skip
