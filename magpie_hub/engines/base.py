@@ -128,6 +128,8 @@ class RawTextLLM(LLM):
     mmaps_weights: ClassVar[bool] = False
     """Whether processes running the same model share its weights (a memory-mapped file),
     so another replica of a step costs no second copy."""
+    gpu_memory_utilization: float | None = None
+    """Share of each GPU's memory this engine process reserves (GPU engines; None: theirs)."""
     run_env: dict[str, str] = Field(default_factory=dict, exclude=True)
     """Variables set in the step's process when the LLM loads (it may run on a Ray node)."""
     _banned: dict[tuple[str, ...], list[int]] = PrivateAttr(default_factory=dict)
@@ -145,6 +147,10 @@ class RawTextLLM(LLM):
             threads=cfg.threads,
             context_length=cfg.context_length,
         )
+
+    def gpus_per_process(self) -> int:
+        """GPUs one process of this engine computes on (0: none, or not on this machine)."""
+        return 0
 
     @property
     def model_name(self) -> str:
