@@ -56,3 +56,10 @@ def defer(name: str) -> None:
 
 for _name in DEFERRED:
     defer(_name)
+
+
+def install() -> None:
+    """Put the stand-ins in place (a Ray worker's setup hook: its steps import distilabel
+    before magpie_hub)."""
+    for name in DEFERRED:
+        defer(name)

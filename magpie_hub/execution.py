@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 RAY_INSTALL = "pip install 'magpie-hub[ray]'"
 PASSED_ENV_PREFIXES = ("MAGPIE_HUB_", "HF_", "DISTILABEL_", "VLLM_")
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+WORKER_SETUP = "magpie_hub.deferred_imports.install"  # argilla deferred in step actors too
 GPU_SHARE = 0.9  # of the GPU memory, what vLLM reserves for one engine by default
 log = logging.getLogger(__name__)
 
@@ -178,22 +179,14 @@ def run_env() -> dict[str, str]:
 
 
 def for_backend(pipeline: Any, execution: ExecutionConfig) -> Any:
-    """The pipeline to run: itself, or its `RayPipeline` on the connected cluster. Steps
-    without an engine (row source, writers, taggers) are pinned to this machine, where the
-    build folder is, and hold no CPU slot: Ray gives an actor with a custom resource one
-    CPU for its lifetime, and three such steps on two CPUs never all start."""
+    """The pipeline to run: itself, or its `RayPipeline` on the connected cluster
+    (`magpie_hub.ray_pipeline`: where its steps and queues are placed)."""
     if execution.backend == "local":
         return pipeline
-    import ray
+    from magpie_hub.ray_pipeline import ray_pipeline
 
     engines = {step.name for step, _ in engine_steps(pipeline)}
-    here = {f"node:{ray.util.get_node_ip_address()}": 0.001}
-    for name in pipeline.dag:
-        step = pipeline.dag.get_step(name)["step"]
-        if name not in engines:
-            step.resources.resources = here
-            step.resources.cpus = 0  # PositiveInt in distilabel, not validated on assignment
-    return pipeline.ray()  # we connected already: distilabel reuses the session
+    return ray_pipeline(pipeline, engines)  # we connected already: distilabel reuses it
 
 
 def connect_ray(execution: ExecutionConfig, *, model_paths: list[str]) -> bool:
@@ -208,7 +201,8 @@ def connect_ray(execution: ExecutionConfig, *, model_paths: list[str]) -> bool:
         _check_reachable(address)
     if not ray.is_initialized():
         env = {"DISTILABEL_LOG_LEVEL": "WARNING", **run_env()}
-        kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": False}
+        runtime_env = {"env_vars": env, "worker_process_setup_hook": WORKER_SETUP}
+        kwargs: dict[str, Any] = {"runtime_env": runtime_env, "log_to_driver": False}
         if not address:
             kwargs |= {"include_dashboard": False, "num_cpus": machine_cores()}
         try:
@@ -282,7 +276,7 @@ def check_nodes(paths: list[str], modules: list[str]) -> None:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    @ray.remote(num_cpus=0)
+    @ray.remote(num_cpus=0, max_retries=0)
     def lacks(paths: list[str], modules: list[str]) -> list[str]:
         import importlib
         import os
@@ -302,7 +296,11 @@ def check_nodes(paths: list[str], modules: list[str]) -> None:
         ).remote(paths, modules)
         for n in nodes
     ]
-    for node, missing in zip(nodes, ray.get(tasks, timeout=120), strict=True):
+    for node, task in zip(nodes, tasks, strict=True):
+        try:
+            missing = ray.get(task, timeout=120)
+        except ray.exceptions.WorkerCrashedError:  # its setup hook could not import us
+            missing = ["Python package magpie_hub (its Ray workers die at start)"]
         if missing:
             raise EngineError(
                 f"Ray node {node['NodeManagerAddress']} lacks {', '.join(missing)}",

@@ -219,3 +219,50 @@ def test_a_node_without_the_model_file_or_package_is_named(ray_cluster: str) -> 
     assert len(lines) == 2
     assert "Ray node" in lines[0] and f"lacks file {missing}" in lines[0]
     assert "lacks Python package no_such_engine_lib" in lines[1]
+
+
+def test_queues_carry_bytes_and_workers_defer_argilla(ray_cluster: str) -> None:
+    """Our queue actors never unpickle a batch (that imported distilabel in each), and step
+    actors start with argilla deferred, as the CLI does."""
+    check = (
+        "import ray, sys\n"
+        "from magpie_hub.config import ExecutionConfig\n"
+        "from magpie_hub.execution import connect_ray\n"
+        f"connect_ray(ExecutionConfig(backend='ray', address={ray_cluster!r}), model_paths=[])\n"
+        "from distilabel.pipeline.batch import _Batch\n"
+        "from magpie_hub.ray_pipeline import QuickQueuesRayPipeline\n"
+        "queue = QuickQueuesRayPipeline(name='t').QueueClass()\n"
+        "queue.put(_Batch(seq_no=3, step_name='s', last_batch=True, data=[[{'a': 1}]]))\n"
+        "held = ray.get(queue.actor.get.remote(None))\n"
+        "print(type(held).__name__)\n"
+        "queue.actor.put.remote(held, None)\n"
+        "batch = queue.get()\n"
+        "print(batch.seq_no, batch.data)\n"
+        "@ray.remote(num_cpus=0)\n"
+        "def argilla() -> str:\n"
+        "    import distilabel.steps, sys\n"
+        "    return type(sys.modules['argilla']).__name__\n"
+        "print(ray.get(argilla.remote()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines() == ["bytes", "3 [[{'a': 1}]]", "_StandIn"]
+
+
+def test_workers_that_cannot_import_magpie_hub_are_named(ray_cluster: str) -> None:
+    check = (
+        "import ray\n"
+        "from magpie_hub.execution import check_nodes\n"
+        "from magpie_hub.errors import EngineError\n"
+        f"ray.init(address={ray_cluster!r}, logging_level='ERROR', log_to_driver=False,\n"
+        "         runtime_env={'worker_process_setup_hook': 'no_such_module.setup'})\n"
+        "try:\n"
+        "    check_nodes([], [])\n"
+        "except EngineError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "lacks Python package magpie_hub (its Ray workers die at start)" in result.stdout
