@@ -4,16 +4,19 @@ Steps without an engine (row source, writers, taggers) are pinned to this machin
 the build folder is, and hold no CPU slot: Ray gives an actor with a custom resource one
 CPU for its lifetime, and three such steps on two CPUs never all start.
 
-distilabel makes every queue (log, output, load, one input per step) a Ray actor. Each
-such actor unpickled what it carried, so the first batch put on each queue made that bare
-Ray worker import distilabel (1.0 to 2.3 s a queue on 2 cores, on the path of the first
-batch through every step). Our queues carry pickled bytes instead, ask for no CPU (Ray's
-default of one CPU to be scheduled made them wait behind the engine steps) and live on the
-driver's node, which reads and writes most of them.
+distilabel makes every queue (log, output, load, one input per step) a Ray actor of its
+own. Each such actor unpickled what it carried, so the first batch put on each queue made
+that bare Ray worker import distilabel (1.0 to 2.3 s a queue on 2 cores, on the path of
+the first batch through every step), and the seven worker processes started one after
+another on the driver's node. Here all queues of a run live in one actor (`QueueHub`) on
+the driver's node, asking for no CPU, and hold pickled bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import queue
+import uuid
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -21,31 +24,75 @@ from typing import Any
 import ray
 from distilabel.pipeline.ray import RayPipeline
 from ray import cloudpickle
-from ray.util.queue import Queue
 
 
-class OpaqueQueue(Queue):
-    """A Ray queue whose actor holds bytes, so it never imports what its items are made of."""
+class QueueHub:
+    """The queues of one pipeline run, by name, in one actor (async: a waiting `get`
+    blocks no other call)."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, asyncio.Queue[bytes]] = {}
+
+    def _queue(self, name: str) -> asyncio.Queue[bytes]:
+        return self.queues.setdefault(name, asyncio.Queue())
+
+    async def put(self, name: str, item: bytes) -> None:
+        self._queue(name).put_nowait(item)
+
+    async def get(self, name: str, block: bool, timeout: float | None) -> tuple[bool, bytes | None]:
+        """(True, item), or (False, None) when none is there (or came within `timeout`)."""
+        try:
+            if not block:
+                return True, self._queue(name).get_nowait()
+            return True, await asyncio.wait_for(self._queue(name).get(), timeout)
+        except (TimeoutError, asyncio.QueueEmpty):
+            return False, None
+
+    async def qsize(self, name: str) -> int:
+        return self._queue(name).qsize()
+
+
+class HubQueue:
+    """One named queue of a `QueueHub`, with the part of `queue.Queue` distilabel uses."""
+
+    def __init__(self, hub: Any, name: str) -> None:
+        self.hub, self.name = hub, name
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        super().put(cloudpickle.dumps(item), block, timeout)
+        ray.get(self.hub.put.remote(self.name, cloudpickle.dumps(item)))
+
+    def put_nowait(self, item: Any) -> None:
+        self.put(item)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        return cloudpickle.loads(super().get(block, timeout))
+        ok, item = ray.get(self.hub.get.remote(self.name, block, timeout))
+        if not ok:
+            raise queue.Empty
+        return cloudpickle.loads(item)
+
+    def qsize(self) -> int:
+        return int(ray.get(self.hub.qsize.remote(self.name)))
+
+    def empty(self) -> bool:
+        return self.qsize() == 0
+
+    def shutdown(self) -> None:
+        """The hub outlives each queue; it goes with the driver."""
 
 
 class QuickQueuesRayPipeline(RayPipeline):
-    """`RayPipeline` whose queues are `OpaqueQueue`s placed on the driver's node."""
+    """`RayPipeline` whose queues are `HubQueue`s of one `QueueHub` on the driver's node."""
 
     @property
-    def QueueClass(self) -> Callable[..., Any]:
-        here = driver_node()
+    def QueueClass(self) -> Callable[..., HubQueue]:
+        def make(maxsize: int = 0, actor_options: dict[str, Any] | None = None) -> HubQueue:
+            if getattr(self, "_queue_hub", None) is None:
+                actor = ray.remote(QueueHub).options(num_cpus=0, resources=driver_node())
+                self._queue_hub = actor.remote()
+            name = (actor_options or {}).get("name") or uuid.uuid4().hex
+            return HubQueue(self._queue_hub, name)
 
-        def placed(maxsize: int = 0, actor_options: dict[str, Any] | None = None) -> Queue:
-            options = {"num_cpus": 0, "resources": here, **(actor_options or {})}
-            return OpaqueQueue(maxsize, actor_options=options)
-
-        return placed
+        return make
 
 
 def driver_node() -> dict[str, float]:

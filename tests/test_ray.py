@@ -221,23 +221,34 @@ def test_a_node_without_the_model_file_or_package_is_named(ray_cluster: str) -> 
     assert "lacks Python package no_such_engine_lib" in lines[1]
 
 
-def test_queues_carry_bytes_and_workers_defer_argilla(ray_cluster: str) -> None:
-    """Our queue actors never unpickle a batch (that imported distilabel in each), and step
-    actors start with argilla deferred, as the CLI does."""
+def test_queues_share_one_actor_carry_bytes_and_workers_defer_argilla(
+    ray_cluster: str,
+) -> None:
+    """A run's queues live in one actor and hold pickled bytes (a queue actor of its own
+    each imported distilabel to unpickle its first batch); step actors start with argilla
+    deferred, as the CLI does."""
     check = (
-        "import ray, sys\n"
+        "import queue, ray, sys\n"
         "from magpie_hub.config import ExecutionConfig\n"
         "from magpie_hub.execution import connect_ray\n"
         f"connect_ray(ExecutionConfig(backend='ray', address={ray_cluster!r}), model_paths=[])\n"
         "from distilabel.pipeline.batch import _Batch\n"
         "from magpie_hub.ray_pipeline import QuickQueuesRayPipeline\n"
-        "queue = QuickQueuesRayPipeline(name='t').QueueClass()\n"
-        "queue.put(_Batch(seq_no=3, step_name='s', last_batch=True, data=[[{'a': 1}]]))\n"
-        "held = ray.get(queue.actor.get.remote(None))\n"
+        "make = QuickQueuesRayPipeline(name='t').QueueClass\n"
+        "a, b = make(actor_options={'name': 'a'}), make(actor_options={'name': 'b'})\n"
+        "print(a.hub == b.hub)\n"
+        "a.put(_Batch(seq_no=3, step_name='s', last_batch=True, data=[[{'x': 1}]]))\n"
+        "print(b.empty(), a.qsize())\n"
+        "ok, held = ray.get(a.hub.get.remote('a', True, None))\n"
         "print(type(held).__name__)\n"
-        "queue.actor.put.remote(held, None)\n"
-        "batch = queue.get()\n"
+        "ray.get(a.hub.put.remote('a', held))\n"
+        "batch = a.get(block=False)\n"
         "print(batch.seq_no, batch.data)\n"
+        "for kw in ({'block': False}, {'timeout': 0.2}):\n"
+        "    try:\n"
+        "        a.get(**kw)\n"
+        "    except queue.Empty:\n"
+        "        print('empty')\n"
         "@ray.remote(num_cpus=0)\n"
         "def argilla() -> str:\n"
         "    import distilabel.steps, sys\n"
@@ -246,7 +257,15 @@ def test_queues_carry_bytes_and_workers_defer_argilla(ray_cluster: str) -> None:
     )
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.splitlines() == ["bytes", "3 [[{'a': 1}]]", "_StandIn"]
+    assert result.stdout.splitlines() == [
+        "True",
+        "True 1",
+        "bytes",
+        "3 [[{'x': 1}]]",
+        "empty",
+        "empty",
+        "_StandIn",
+    ]
 
 
 def test_workers_that_cannot_import_magpie_hub_are_named(ray_cluster: str) -> None:
