@@ -77,22 +77,33 @@ class HubQueue:
         return self.qsize() == 0
 
     def shutdown(self) -> None:
-        """The hub outlives each queue; it goes with the driver."""
+        """The hub outlives each queue; the pipeline ends it after its run."""
 
 
 class QuickQueuesRayPipeline(RayPipeline):
     """`RayPipeline` whose queues are `HubQueue`s of one `QueueHub` on the driver's node."""
 
+    _queue_hub: Any = None
+
     @property
     def QueueClass(self) -> Callable[..., HubQueue]:
         def make(maxsize: int = 0, actor_options: dict[str, Any] | None = None) -> HubQueue:
-            if getattr(self, "_queue_hub", None) is None:
+            if self._queue_hub is None:
                 actor = ray.remote(QueueHub).options(num_cpus=0, resources=driver_node())
                 self._queue_hub = actor.remote()
             name = (actor_options or {}).get("name") or uuid.uuid4().hex
             return HubQueue(self._queue_hub, name)
 
         return make
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """distilabel's run, then the queue hub's actor is ended (it would idle on)."""
+        try:
+            return super().run(*args, **kwargs)
+        finally:
+            if self._queue_hub is not None and ray.is_initialized():
+                ray.kill(self._queue_hub, no_restart=True)
+                self._queue_hub = None
 
 
 def driver_node() -> dict[str, float]:
