@@ -6,7 +6,8 @@ environment, then rows/s. Needs vLLM (`pip install 'magpie-hub[vllm]'`) and CUDA
 
 MODEL is a Hugging Face model folder; unset, the tests' tiny Llama is built (2 heads, so TP
 1 or 2). The model's attention heads must divide by TP. The recipe has two engine steps
-(instruction, response), each its own vLLM engine on the visible GPUs. Prints one JSON line;
+(instruction, response), each its own vLLM engine on the visible GPUs, splitting their memory
+(the shares chosen are printed). Prints one JSON line;
 exit 1 when the run failed or made no row.
 """
 
@@ -69,12 +70,14 @@ def main() -> int:
             print(proc.stderr[-4000:], file=sys.stderr)
             return 1
         summary = json.loads(proc.stdout)
+        steps = json.loads((work / "b" / "manifest.json").read_text()).get("execution", {})
     made = summary["generated"] + summary["dropped"]
     result = {
         "tensor_parallel_size": tp,
         "gpus": gpus,
         "gpu": torch.cuda.get_device_name(0) if gpus else None,
         "model": str(model),
+        "gpu_memory_utilization": steps.get("gpu_memory_utilization"),  # per engine step
         "rows": made,
         "generated": summary["generated"],
         "seconds": round(seconds, 2),

@@ -189,3 +189,25 @@ def test_a_transformers_step_gets_no_spare_replica(tiny_model, tmp_path):
     """Each transformers process holds its own copy of the weights."""
     chosen = planned_steps(tiny_config(tiny_model), tmp_path, cores=2)
     assert chosen["replicas"] == {"instruction": 1, "response": 1}
+
+
+class _Dag(dict):
+    def get_step(self, name: str) -> dict[str, Any]:
+        return {"step": self[name]}
+
+
+def test_the_chosen_gpu_shares_are_recorded() -> None:
+    from magpie_hub.execution import prepare_steps
+
+    steps = {n: step(n) for n in ("instruction", "response")}
+    for s in steps.values():
+        s.llm = vllm()
+    chosen, warning = prepare_steps(
+        SimpleNamespace(dag=_Dag(steps)), ExecutionConfig(), {}, cores=2
+    )
+    assert warning is None
+    assert chosen["gpu_memory_utilization"] == {"instruction": 0.45, "response": 0.45}
+    on_cpu = {"instruction": step("instruction")}
+    on_cpu["instruction"].llm = llama()
+    chosen, _ = prepare_steps(SimpleNamespace(dag=_Dag(on_cpu)), ExecutionConfig(), {}, cores=2)
+    assert "gpu_memory_utilization" not in chosen  # CPU builds' manifests are as before
