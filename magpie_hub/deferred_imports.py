@@ -54,12 +54,11 @@ def defer(name: str) -> None:
         sys.modules[name] = _StandIn(name, spec)
 
 
-for _name in DEFERRED:
-    defer(_name)
-
-
 def install() -> None:
-    """Put the stand-ins in place (a Ray worker's setup hook: its steps import distilabel
-    before magpie_hub)."""
+    """Put the stand-ins in place: at `import magpie_hub`, and as a Ray worker's setup hook
+    (its steps import distilabel before magpie_hub)."""
     for name in DEFERRED:
         defer(name)
+
+
+install()

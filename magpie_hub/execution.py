@@ -164,6 +164,13 @@ def _node_gpus() -> list[float]:
     return [float(n["Resources"].get("GPU", 0)) for n in ray.nodes() if n["Alive"]]
 
 
+def driver_node() -> dict[str, float]:
+    """The Ray resource that places an actor on this machine (a sliver of it: any number fit)."""
+    import ray
+
+    return {f"node:{ray.util.get_node_ip_address()}": 0.001}
+
+
 def machine_cores() -> int:
     """The cores this process may run on."""
     return len(os.sched_getaffinity(0))
@@ -240,7 +247,7 @@ def _check_driver_is_a_node() -> None:
     """The writers are pinned to this machine, so it must be a node of the cluster."""
     import ray
 
-    here = f"node:{ray.util.get_node_ip_address()}"
+    (here,) = driver_node()
     if not any(here in n["Resources"] for n in ray.nodes() if n["Alive"]):
         raise EngineError(
             f"this machine ({here[5:]}) is not a node of the Ray cluster, so no step could "

@@ -25,6 +25,8 @@ import ray
 from distilabel.pipeline.ray import RayPipeline
 from ray import cloudpickle
 
+from magpie_hub.execution import driver_node
+
 
 class QueueHub:
     """The queues of one pipeline run, by name, in one actor (async: a waiting `get`
@@ -104,11 +106,6 @@ class QuickQueuesRayPipeline(RayPipeline):
             if self._queue_hub is not None and ray.is_initialized():
                 ray.kill(self._queue_hub, no_restart=True)
                 self._queue_hub = None
-
-
-def driver_node() -> dict[str, float]:
-    """The Ray resource that places an actor on this machine (a sliver of it: any number fit)."""
-    return {f"node:{ray.util.get_node_ip_address()}": 0.001}
 
 
 def ray_pipeline(pipeline: Any, engine_steps: set[str]) -> QuickQueuesRayPipeline:
