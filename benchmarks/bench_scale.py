@@ -1,8 +1,10 @@
 """A million rows through the stages after generation, each a whole process from the shell:
 consolidate (`magpie-hub generate` on a build whose every batch is committed: shards,
-views, manifest), card (the release tree and its statistics) and `magpie-hub publish
---local`. Prints wall time and peak RSS of each beside the targets (peak RSS at most
-1 GiB in every stage, card statistics within 30 s).
+views, manifest), card (the release tree and its statistics), `magpie-hub publish
+--local`, and `magpie-hub curate` (language tags stored for all but `--untagged` of the
+rows, which lingua tags through the pipeline; then the join, a filter with top_n and a
+shuffle, and the `filtered` view). Prints wall time and peak RSS of each beside the
+targets (peak RSS at most 1 GiB in every stage, card statistics within 30 s).
 
 The build is synthetic (`benchmarks/synthetic_build.py`: recipe `magpie`, chunks written
 by the real sink, no model). Run it from the repository root:
@@ -23,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from synthetic_build import write_build
+from synthetic_build import write_build, write_tags
 
 GIB = 1024**3
 RSS_TARGET = GIB
@@ -69,6 +71,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=64, help="rows per committed chunk")
+    parser.add_argument(
+        "--untagged", type=float, default=0.02, help="share of rows curate tags with lingua"
+    )
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
@@ -88,6 +93,8 @@ def main() -> None:
             ],
         }  # fmt: skip
         results = {name: run_stage(cmd, work) for name, cmd in stages.items()}
+        curate = write_tags(config, build, untagged=args.untagged)
+        results["curate"] = run_stage([*py, "curate", str(curate), "--out", str(build), "-q"], work)
         stats_s = json.loads(results["card"][2].strip().splitlines()[-1])["stats_s"]
         manifest = json.loads((build / "manifest.json").read_text())
         data = du(build / "data")
@@ -97,7 +104,10 @@ def main() -> None:
     kept = manifest["counts"]["generated"]
     print(f"\n{args.rows} rows ({kept} kept), batches of {args.batch_size}")
     print(f"synthetic build written in {written_s:.1f} s; chunks {chunks / 2**20:.0f} MiB,")
-    print(f"data/ {data / 2**20:.0f} MiB (shards and views)\n")
+    print(f"data/ {data / 2**20:.0f} MiB (shards and views)")
+    curated = manifest["curate"]
+    funnel = " -> ".join(str(step["rows_after"]) for step in manifest["filter"]["funnel"])
+    print(f"curate tagged {curated['computed_this_run']} rows; filter {funnel}\n")
     print(f"{'stage':<16} {'wall s':>8} {'peak RSS MiB':>13} {'target':>14} {'ok':>4}")
     for name, (wall, rss, _) in results.items():
         ok = "yes" if rss <= RSS_TARGET else "NO"

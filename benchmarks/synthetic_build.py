@@ -160,3 +160,58 @@ def _gen_config(config: Any) -> dict[str, Any]:
         "instruction": config.instruction.model_dump(),
         "response": config.response.model_dump(),
     }
+
+
+CURATE = """
+[curate]
+taggers = ["language"]
+batch_size = 256
+
+[filter]
+rules = [
+  {{column = "language", op = "==", value = "EN"}},
+  {{column = "instruction", op = "not_endswith", value = ":"}},
+]
+top_n = {top_n}
+shuffle_seed = 7
+"""
+LANGUAGES = ["EN"] * 8 + ["DE", "ZH"]
+
+
+def write_tags(config_path: Path, build: Path, *, untagged: float = 0.02) -> Path:
+    """A curate config beside `config_path` (language tags; a filter with a rule, top_n and
+    a shuffle) and the language tags of every row of the consolidated `build` but the last
+    `untagged` share, committed as curate's sink commits them (a chunk per 64 rows, fsync
+    skipped); `magpie-hub curate` then tags the rest with lingua. Returns the config."""
+    import pyarrow.parquet as pq
+
+    import magpie_hub.curate.store as store
+    from magpie_hub.build import BuildFolder
+    from magpie_hub.curate.config import load_curation
+    from magpie_hub.curate.kit import ERROR, done_key
+    from magpie_hub.curate.run import plan_curate
+
+    shards = BuildFolder(build).shards()
+    uuids = [u for p in shards for u in pq.read_table(p, columns=["uuid"]).column(0).to_pylist()]
+    curate_path = config_path.with_name("curate.toml")
+    top_n = max(1, len(uuids) * 3 // 10)
+    curate_path.write_text(config_path.read_text() + CURATE.format(top_n=top_n))
+    cfg = load_curation(curate_path)
+    plan = plan_curate(build, cfg.curate, cfg.filter, seed=cfg.seed)
+    folder, tagger = plan.stores["language"], plan.taggers[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    schema = json.dumps(store.store_features(tagger.columns).to_dict())
+    rng = random.Random(7)
+    tagged = uuids[: round(len(uuids) * (1 - untagged))]
+    fsynced = store.atomic_write
+    store.atomic_write = lambda path, write: write(path)  # the same bytes, no fsync
+    try:
+        for start in range(0, len(tagged), 64):
+            rows = [
+                {"uuid": u, done_key("language"): {"language": rng.choice(LANGUAGES), ERROR: None}}
+                for u in tagged[start : start + 64]
+            ]
+            store.commit_chunk(folder, schema, rows, "language")
+    finally:
+        store.atomic_write = fsynced
+    return curate_path

@@ -11,6 +11,7 @@ BUILD/.magpie/distilabel/          distilabel's pipeline cache and log
 BUILD/.magpie/curate/<tagger>-<key>/  committed tag chunks (Parquet + JSON marker)
 BUILD/.magpie/publish.json         the publish stages' content hashes
 BUILD/.magpie/release/             the release tree the card stage staged for a push
+BUILD/.magpie/shards.new/          curate's rewritten shards, before they replace data/*.parquet
 
 A folder has one writer at a time: commands that change it run under `writer()`.
 """
@@ -232,10 +233,9 @@ class BuildFolder:
         from array import array
 
         import numpy as np
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from magpie_hub.row_streams import combine
+        from magpie_hub.row_streams import gather
 
         markers = sorted(self.chunks.glob("chunk-*.json"))
         chunk_of, position, row_of = array("q"), array("q"), array("q")
@@ -256,22 +256,13 @@ class BuildFolder:
         def shard(n: int) -> Any:
             """Rows n*ROWS_PER_SHARD... in order, taken from the chunks that hold them."""
             part = slice(n * ROWS_PER_SHARD, (n + 1) * ROWS_PER_SHARD)
-            cs, ps = chunks[part], positions[part]
-            if not len(cs):
+            if not len(chunks[part]):
                 return schema.empty_table()
-            used, group = np.unique(cs, return_inverse=True)
-            taken = []
-            for c in used:
-                with pq.ParquetFile(markers[c].with_suffix(".parquet")) as file:
-                    table = file.read()
-                wanted = ps[cs == c]
-                whole = len(wanted) == table.num_rows and (wanted == np.arange(len(wanted))).all()
-                taken.append(table if whole else table.take(pa.array(wanted)))
-            grouped = np.argsort(group, kind="stable")  # the concatenated rows' shard positions
-            in_order = (grouped == np.arange(len(grouped))).all()
-            back = np.empty_like(grouped)
-            back[grouped] = np.arange(len(grouped))
-            return combine(taken, None if in_order else pa.array(back)).cast(schema)
+            return gather(chunks[part], positions[part], read_chunk).cast(schema)
+
+        def read_chunk(c: int) -> Any:
+            with pq.ParquetFile(markers[c].with_suffix(".parquet")) as file:
+                return file.read()
 
         return self._write_shard_files(max(1, -(-len(order) // ROWS_PER_SHARD)), shard)
 
@@ -284,18 +275,28 @@ class BuildFolder:
             count, lambda n: table.slice(n * ROWS_PER_SHARD, ROWS_PER_SHARD)
         )
 
-    def write_row_shards(self, rows: list[dict[str, Any]], schema: Any) -> list[Path]:
-        """`write_shards` of rows held as dicts, each shard converted to Arrow as it is
-        written (the same files as `write_shards(pa.Table.from_pylist(rows, schema=schema))`)."""
-        import pyarrow as pa
+    def rewrite_shards(self, make: Any) -> list[Path]:
+        """Replace each top-level shard by `make(table, first_row)` (its rows, in order),
+        shard by shard: written under .magpie/ and moved over the old shards once all are
+        made, so a kill before that leaves the old ones. Curated views are removed."""
+        import pyarrow.parquet as pq
 
-        count = max(1, -(-len(rows) // ROWS_PER_SHARD))
-        return self._write_shard_files(
-            count,
-            lambda n: pa.Table.from_pylist(
-                rows[n * ROWS_PER_SHARD : (n + 1) * ROWS_PER_SHARD], schema=schema
-            ),
-        )
+        staging = self.work / "shards.new"
+        shutil.rmtree(staging, ignore_errors=True)
+        made, first = [], 0
+        for path in self.shards():
+            table = pq.read_table(path)
+            rows, new = table.num_rows, make(table, first)
+            del table
+            atomic_write(staging / path.name, lambda p, new=new: pq.write_table(new, p))
+            del new  # before the next shard is made
+            made.append(staging / path.name)
+            first += rows
+        for view in CURATED_VIEWS:
+            shutil.rmtree(self.view_dir(view), ignore_errors=True)
+        paths = [p.replace(self.data / p.name) for p in made]
+        staging.rmdir()
+        return paths
 
     def _write_shard_files(self, count: int, part: Any) -> list[Path]:
         """Replace the top-level shards with `count` shards, shard n being `part(n)`, made

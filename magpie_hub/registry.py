@@ -184,8 +184,12 @@ class Tagger:
     stored: dict[str, Any] | None = None
     """Columns the step computes per row and the tag store caches; default `columns`."""
     finalize: Callable[[Any, Any], list[dict[str, Any]]] | None = None
-    """(every row's stored values in build order as a pyarrow Table, context) -> each
-    row's `columns`: for tags that need the whole build at once (near-duplicates)."""
+    """(stored values in build order as a pyarrow Table, context) -> each row's `columns`
+    (every row gives the same keys): a shard's rows at a time, or every row at once with
+    `whole_build`. Without it, the stored columns are the output."""
+    whole_build: bool = False
+    """`finalize` needs every row's stored values at once (near-duplicates); it then holds
+    them all, where other taggers are joined a shard at a time."""
     uses_judge: bool = False
     """Asks the `[curate.judge]` model (its identity is then part of the cache key)."""
     options: Callable[[Any], Any] | None = None

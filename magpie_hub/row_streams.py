@@ -1,6 +1,7 @@
-"""Rows that stream: a build's rows read from Parquet batch by batch (`ParquetRows`), a
-view's rows made from them one at a time (`made_view`), and Parquet written batch by batch
-(`write_rows`). With these no step after generation holds all of a build's rows.
+"""Rows that stream: a build's rows read from Parquet batch by batch (`ParquetRows`) or
+picked by position (`PickedRows`, `gather`), a view's rows made from them one at a time
+(`made_view`), and Parquet written batch by batch (`write_rows`). With these no step
+after generation holds all of a build's rows.
 """
 
 from __future__ import annotations
@@ -199,6 +200,70 @@ def combine(pieces: list[Any], order: Any = None) -> Any:
         pieces[:] = [piece.drop_columns([name]) for piece in pieces]
     pieces.clear()
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def gather(which: Any, at: Any, read: Callable[[int], Any]) -> Any:
+    """Rows picked from several tables, in the order asked: row k is row `at[k]` of the
+    table `read(which[k])` (numpy arrays, not empty). Each table is read once, one at a
+    time, and only its wanted rows are kept."""
+    import numpy as np
+    import pyarrow as pa
+
+    used, group = np.unique(which, return_inverse=True)
+    taken = []
+    for n, source in enumerate(used):
+        table = read(int(source))
+        wanted = at[group == n]
+        whole = len(wanted) == table.num_rows and (wanted == np.arange(len(wanted))).all()
+        taken.append(table if whole else table.take(pa.array(wanted)))
+        del table
+    grouped = np.argsort(group, kind="stable")  # the concatenated rows' asked positions
+    in_order = (grouped == np.arange(len(grouped))).all()
+    back = np.empty_like(grouped)
+    back[grouped] = np.arange(len(grouped))
+    return combine(taken, None if in_order else pa.array(back))
+
+
+class PickedRows(Sequence[Row]):
+    """The rows of Parquet files at `positions` (indices over all their rows, in order),
+    in the order given, read ROW_GROUP_ROWS positions at a time: each block reads the
+    files that hold its rows once. `len` is free; indexing makes the whole list."""
+
+    def __init__(self, paths: Sequence[Path], positions: Sequence[int]) -> None:
+        import numpy as np
+        import pyarrow.parquet as pq
+
+        self.paths, self.positions = list(paths), positions
+        sizes = [pq.read_metadata(p).num_rows for p in self.paths]
+        self.starts = np.cumsum([0, *sizes])
+
+    def __iter__(self) -> Iterator[Row]:
+        import numpy as np
+        import pyarrow.parquet as pq
+
+        for b in range(0, len(self.positions), ROW_GROUP_ROWS):
+            block = np.asarray(self.positions[b : b + ROW_GROUP_ROWS], np.int64)
+            files = np.searchsorted(self.starts, block, side="right") - 1
+            at = block - self.starts[files]
+            table = gather(files, at, lambda f: pq.read_table(self.paths[f]))
+            yield from table.to_pylist()
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Row]: ...
+    def __getitem__(self, index: int | slice) -> Row | list[Row]:
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def write_rows(path: Path, rows: Iterable[Row], schema: Any) -> int:

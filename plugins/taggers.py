@@ -297,6 +297,7 @@ def register_taggers(register: Callable[[Tagger], None]) -> None:
                 input_batch_size=ctx.config.batch_size,
             ),
             finalize=near_dup_finalize,
+            whole_build=True,
             options=lambda cfg: cfg.near_dup.model,
         )
     )

@@ -9,6 +9,7 @@ with the longest responses (ties: build order), then an optional seeded shuffle.
 from __future__ import annotations
 
 import random
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -178,25 +179,63 @@ def predicate(rule: FilterRule) -> Callable[[dict[str, Any]], bool]:
     return lambda r: r.get(col) is not None and fn(key(r[col]), target)
 
 
+class FilterPass:
+    """The filter over rows handed over a run at a time (`add`), in build order: it keeps
+    per row only whether it passed every rule and its response length; `kept()` then takes
+    the `top_n` and shuffles. Rows need only `plan`'s `columns`."""
+
+    def __init__(self, plan: FilterPlan) -> None:
+        self.plan = plan
+        self.tests = [predicate(rule) for rule in plan.rules]
+        self.removed = [0] * len(plan.rules)
+        self.rows = 0
+        self.passed, self.lengths = array("q"), array("q")
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns the rules and `top_n` read."""
+        return sorted({"uuid", "response", *(rule.column for rule in self.plan.rules)})
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            for k, test in enumerate(self.tests):
+                if not test(row):
+                    self.removed[k] += 1
+                    break
+            else:
+                self.passed.append(self.rows)
+                self.lengths.append(len(row.get("response") or ""))
+            self.rows += 1
+
+    def kept(self) -> tuple[list[int], list[dict[str, Any]]]:
+        """(the kept rows' positions, in the view's order; the funnel: one entry per step
+        with the rows it removed)."""
+        import numpy as np
+
+        funnel = [{"step": "curated rows", "rows_after": self.rows, "removed": 0}]
+        after = self.rows
+        for rule, removed in zip(self.plan.rules, self.removed, strict=True):
+            after -= removed
+            funnel.append({"step": rule.describe(), "rows_after": after, "removed": removed})
+        positions = np.frombuffer(self.passed, np.int64) if self.passed else np.zeros(0, int)
+        if self.plan.top_n is not None:
+            lengths = np.frombuffer(self.lengths, np.int64) if self.lengths else positions
+            best = np.lexsort((positions, -lengths))[: self.plan.top_n]
+            top = np.sort(positions[best])
+            step = f"top {self.plan.top_n} longest responses"
+            funnel.append({"step": step, "rows_after": len(top), "removed": after - len(top)})
+            positions = top
+        kept = [int(p) for p in positions]
+        if self.plan.shuffle_seed is not None:
+            random.Random(self.plan.shuffle_seed).shuffle(kept)
+        return kept, funnel
+
+
 def apply_filter(
     rows: list[dict[str, Any]], plan: FilterPlan
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(kept rows, funnel): the funnel has one entry per step with the rows it removed."""
-    funnel = [{"step": "curated rows", "rows_after": len(rows), "removed": 0}]
-    for rule in plan.rules:
-        test = predicate(rule)
-        kept = [r for r in rows if test(r)]
-        funnel.append(
-            {"step": rule.describe(), "rows_after": len(kept), "removed": len(rows) - len(kept)}
-        )
-        rows = kept
-    if plan.top_n is not None:
-        order = sorted(range(len(rows)), key=lambda i: (-len(rows[i].get("response") or ""), i))
-        kept = [rows[i] for i in sorted(order[: plan.top_n])]
-        step = f"top {plan.top_n} longest responses"
-        funnel.append({"step": step, "rows_after": len(kept), "removed": len(rows) - len(kept)})
-        rows = kept
-    if plan.shuffle_seed is not None:
-        rows = list(rows)
-        random.Random(plan.shuffle_seed).shuffle(rows)
-    return rows, funnel
+    """(kept rows, funnel) of rows held in a list (see `FilterPass`)."""
+    check = FilterPass(plan)
+    check.add(rows)
+    kept, funnel = check.kept()
+    return [rows[i] for i in kept], funnel

@@ -1,17 +1,10 @@
-"""The tagger kit: what `make_step` gets, the step bases, and the tag store.
-
-A tag store holds one tagger's values for one cache key (its model and settings) as
-committed chunks under BUILD/.magpie/curate/<tagger>-<key>/: a Parquet file of
-`uuid` + the stored columns + `_error`, and a JSON marker listing the uuids. A chunk
-counts once its marker exists, so a killed run loses at most the batches in flight,
-and a re-run computes exactly the rows no marker lists.
+"""The tagger kit: what `make_step` gets, the step bases, and the sink that commits
+their values to the tag stores (`curate.store`).
 
 (No `from __future__ import annotations`: distilabel reads `StepInput` at run time.)
 """
 
-import hashlib
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,21 +13,16 @@ from typing import Any
 from distilabel.steps import Step, StepInput
 from distilabel.typing import StepColumns, StepOutput
 
-from magpie_hub.build import atomic_write
 from magpie_hub.config import CurateConfig
+from magpie_hub.curate.store import ERROR, commit_chunk, done_key
 from magpie_hub.generate.tasks import _RawTextTask
 from magpie_hub.prompts.templates import PromptFormat
 from magpie_hub.steps import prompt_fields
 
+__all__ = ["ERROR", "TODO", "JudgeTagStep", "TagContext", "TagStep", "WriteTags", "done_key"]
+
 TODO = "_todo"
 """Row key: the taggers that still lack this row."""
-ERROR = "_error"
-"""Stored column: why a tag could not be computed (None when it was)."""
-
-
-def done_key(tagger: str) -> str:
-    """Row key under which a step leaves its stored values for the sink."""
-    return f"_tag_{tagger}"
 
 
 @dataclass(frozen=True)
@@ -132,58 +120,3 @@ class WriteTags(Step):
             if done:
                 commit_chunk(Path(folder), self.schemas[tagger], done, tagger)
         yield [{"uuid": r["uuid"]} for r in inputs]
-
-
-def store_features(columns: dict[str, Any]) -> Any:
-    from datasets import Features, Value
-
-    return Features({"uuid": Value("string"), **columns, ERROR: Value("string")})
-
-
-def commit_chunk(folder: Path, schema_json: str, rows: list[dict[str, Any]], tagger: str) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from datasets import Features
-
-    features = Features.from_dict(json.loads(schema_json))
-    records = [
-        {"uuid": r["uuid"], **{c: r[done_key(tagger)].get(c) for c in features if c != "uuid"}}
-        for r in rows
-    ]
-    table = pa.Table.from_pylist(records, schema=features.arrow_schema)
-    stem = f"chunk-{uuid.uuid4().hex[:12]}"
-    atomic_write(folder / f"{stem}.parquet", lambda p: pq.write_table(table, p))
-    marker = json.dumps({"uuids": [r["uuid"] for r in rows]})
-    atomic_write(folder / f"{stem}.json", lambda p: p.write_text(marker))
-
-
-def read_store(folder: Path, uuids: list[str]) -> Any:
-    """The stored values of `uuids`, in that order, as a pyarrow Table (uuid, the stored
-    columns, `_error`), from committed chunks only (the first commit of a uuid wins).
-    Raises KeyError naming how many uuids have no committed value."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    tables = [pq.read_table(m.with_suffix(".parquet")) for m in sorted(folder.glob("chunk-*.json"))]
-    if not tables:
-        raise KeyError(len(uuids))
-    table = pa.concat_tables(tables, promote_options="default")
-    position: dict[str, int] = {}
-    for i, key in enumerate(table.column("uuid").to_pylist()):
-        position.setdefault(key, i)
-    missing = sum(1 for u in uuids if u not in position)
-    if missing:
-        raise KeyError(missing)
-    return table.take(pa.array([position[u] for u in uuids], pa.int64()))
-
-
-def committed_uuids(folder: Path) -> set[str]:
-    done: set[str] = set()
-    for marker in folder.glob("chunk-*.json"):
-        done.update(json.loads(marker.read_text())["uuids"])
-    return done
-
-
-def cache_key(*parts: Any) -> str:
-    blob = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -2,11 +2,12 @@
 
 plan_curate checks everything before any work (taggers known, judge loadable, filter
 rules on columns that will exist). run_curate runs a distilabel pipeline over the rows
-that still lack a tag (rows -> one step per tagger -> WriteTags), so a re-run after a
-kill computes only what no committed chunk holds, then joins every tagger's stored
-values onto the rows (finalize for whole-build tags such as near-duplicates), rewrites
-the top-level shards with the tag columns, applies the filter and records it all in
-the manifest.
+that still lack a tag (TagRows -> one step per tagger -> WriteTags), so a re-run after a
+kill computes only what no committed chunk holds. It then rewrites the top-level shards
+one at a time with every tagger's stored values joined on (`join.TagJoin`), the filter
+seeing each shard's rows as they pass, writes the kept rows as the `filtered` view and
+records it all in the manifest. Only narrow per-row arrays (uuids, store positions, the
+filter's survivors) span the whole build, except for `whole_build` taggers.
 """
 
 from __future__ import annotations
@@ -14,28 +15,22 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from magpie_hub.build import BuildFolder
 from magpie_hub.config import CurateConfig, ExecutionConfig, FilterConfig, redacted_dump
-from magpie_hub.curate.filters import FilterPlan, apply_filter, plan_filter
-from magpie_hub.curate.kit import (
-    ERROR,
-    TODO,
-    TagContext,
-    WriteTags,
-    cache_key,
-    committed_uuids,
-    read_store,
-    store_features,
-)
-from magpie_hub.errors import BuildFolderError, CurateIncompleteError
+from magpie_hub.curate.filters import FilterPass, FilterPlan, plan_filter
+from magpie_hub.curate.join import TagJoin, build_uuids
+from magpie_hub.curate.kit import TagContext, WriteTags
+from magpie_hub.curate.store import CommittedCount, TagStore, cache_key, store_features
+from magpie_hub.curate.tag_rows import TagRows, mask_runs
+from magpie_hub.errors import BuildFolderError
 from magpie_hub.execution import connect_ray, for_backend, machine_cores, prepare_steps, run_env
 from magpie_hub.plugins import get_registry
 from magpie_hub.registry import Tagger, View
+from magpie_hub.row_streams import PickedRows
 from magpie_hub.running import ProgressCallback as Progress
 from magpie_hub.running import run_pipeline
 
@@ -169,47 +164,42 @@ def run_curate(plan: CuratePlan, *, on_progress: Progress | None = None) -> Cura
 def _run_curate(plan: CuratePlan, on_progress: Progress | None) -> CurateResult:
     started = time.monotonic()
     folder = plan.folder
-    rows = [{c: r.get(c) for c in plan.base_columns} for r in folder.rows()]
-    done = {name: committed_uuids(path) for name, path in plan.stores.items()}
-    todo = [
-        {**_text(r), "row_index": i, TODO: [t for t in plan.stores if r["uuid"] not in done[t]]}
-        for i, r in enumerate(rows)
-    ]
-    todo = [r for r in todo if r[TODO]]
-    computed = Counter(t for r in todo for t in r[TODO])
-    if todo:
-        _run_pipeline(plan, todo, on_progress)
-    uuids = [str(r["uuid"]) for r in rows]
-    stored, missing = {}, {}
-    for name, path in plan.stores.items():
-        try:
-            stored[name] = read_store(path, uuids)
-        except KeyError as exc:
-            missing[name] = int(exc.args[0])
-    if missing:
-        raise CurateIncompleteError(build=folder.root, missing=missing, log=folder.cache)
-    tagged, report = _join(plan, rows, stored)
-    _write(plan, tagged, report, time.monotonic() - started, dict(computed))
+    uuids = build_uuids(folder.shards())
+    lacks = {name: ~TagStore(path).has(uuids) for name, path in plan.stores.items()}
+    computed = {name: int(mask.sum()) for name, mask in lacks.items() if mask.any()}
+    if computed:
+        todo = {name: mask_runs(mask) for name, mask in lacks.items()}
+        _run_pipeline(plan, todo, len(uuids), on_progress)
+    del lacks
+    join = TagJoin.locate(
+        plan.taggers, plan.ctx, plan.stores, uuids, build=folder.root, log=folder.cache
+    )
+    del uuids
+    _write(plan, join, time.monotonic() - started, computed)
     return CurateResult(
-        folder.root, plan.folder.read_manifest() or {}, dict(computed), time.monotonic() - started
+        folder.root, plan.folder.read_manifest() or {}, computed, time.monotonic() - started
     )
 
 
-def _text(row: dict[str, Any]) -> dict[str, Any]:
-    return {c: row.get(c) for c in TEXT_COLUMNS}
-
-
 def _run_pipeline(
-    plan: CuratePlan, todo: list[dict[str, Any]], on_progress: Progress | None
+    plan: CuratePlan, todo: dict[str, list[list[int]]], num_rows: int, on_progress: Progress | None
 ) -> None:
     from distilabel.pipeline import Pipeline
-    from distilabel.steps import LoadDataFromDicts
 
     for path in plan.stores.values():
         path.mkdir(parents=True, exist_ok=True)
     size = plan.config.batch_size
+    shards = plan.folder.shards()
+    have = set(plan.folder.schema().names)
     with Pipeline(name="magpie-hub-curate", cache_dir=plan.folder.cache / "curate") as pipeline:
-        previous: Any = LoadDataFromDicts(name="rows", data=todo, batch_size=size)
+        previous: Any = TagRows(
+            name="rows",
+            shards=[str(p) for p in shards],
+            columns=[c for c in TEXT_COLUMNS if c in have],
+            num_rows=num_rows,
+            todo=todo,
+            batch_size=size,
+        )
         for tagger in plan.taggers:
             step = tagger.make_step(plan.ctx)
             previous >> step
@@ -224,9 +214,10 @@ def _run_pipeline(
             input_batch_size=size,
         )
         previous >> sink
-    total = sum(len(r[TODO]) for r in todo)
-    before = sum(len(committed_uuids(p)) for p in plan.stores.values())
-    done = lambda: sum(len(committed_uuids(p)) for p in plan.stores.values()) - before  # noqa: E731
+    total = sum(stop - start for runs in todo.values() for start, stop in runs)
+    counts = [CommittedCount(p) for p in plan.stores.values()]
+    before = sum(count() for count in counts)
+    done = lambda: sum(count() for count in counts) - before  # noqa: E731
     chosen, warning = prepare_steps(pipeline, plan.execution, run_env(), cores=plan.cores)
     if warning:
         log.warning(warning)
@@ -234,54 +225,38 @@ def _run_pipeline(
     run_pipeline(for_backend(pipeline, plan.execution), done, total, on_progress)
 
 
-def _join(
-    plan: CuratePlan, rows: list[dict[str, Any]], stored: dict[str, Any]
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows with every tagger's columns; and per tagger the errors counted by reason."""
-    out = [dict(r) for r in rows]
-    report: dict[str, Any] = {}
-    for tagger in plan.taggers:
-        table = stored[tagger.name]
-        errors = Counter(e for e in table.column(ERROR).to_pylist() if e)
-        if tagger.finalize:
-            columns = tagger.finalize(table, plan.ctx)
-        else:
-            names = [c for c in tagger.columns if c in table.column_names]
-            columns = table.select(names).to_pylist()
-        for row, cols in zip(out, columns, strict=True):
-            row.update({c: cols[c] for c in tagger.columns if c in cols})
-        report[tagger.name] = {
-            "columns": [c for c in tagger.columns if any(c in cols for cols in columns)],
-            "errors_by_reason": dict(sorted(errors.items())),
-            "tagged": len(rows) - sum(errors.values()),
-            "plugin": tagger.plugin,
-        }
-    return out, report
-
-
-def _write(
-    plan: CuratePlan,
-    rows: list[dict[str, Any]],
-    report: dict[str, Any],
-    seconds: float,
-    computed: dict[str, int],
-) -> None:
+def _write(plan: CuratePlan, join: TagJoin, seconds: float, computed: dict[str, int]) -> None:
+    """Rewrite the shards with the tag columns, shard by shard (the filter sees each
+    shard's rows as it is written), then the `filtered` view and the manifest."""
     from datasets import Features
 
     folder, manifest = plan.folder, dict(plan.manifest)
-    base = Features.from_arrow_schema(_schema(folder))
-    tag_features = {
-        c: f for t in plan.taggers for c, f in t.columns.items() if c in report[t.name]["columns"]
-    }
-    features = Features({**{c: base[c] for c in plan.base_columns}, **tag_features})
-    rows = [{c: r.get(c) for c in features} for r in rows]
-    folder.write_row_shards(rows, features.arrow_schema)
+    base = Features.from_arrow_schema(folder.schema())
+    check = FilterPass(plan.filter) if plan.filter is not None else None
+    schema: list[Any] = []
+
+    def tagged(table: Any, first: int) -> Any:
+        out = table.select(plan.base_columns)
+        for columns in join.columns(first, first + table.num_rows):
+            for name in columns.column_names:
+                out = out.append_column(columns.schema.field(name), columns.column(name))
+        if not schema:
+            tags = join.features()
+            schema.append(Features({**{c: base[c] for c in plan.base_columns}, **tags}))
+        out = out.cast(schema[0].arrow_schema)
+        if check is not None:
+            check.add(out.select([c for c in check.columns if c in out.column_names]).to_pylist())
+        return out
+
+    shards = folder.rewrite_shards(tagged)
+    rows = sum(pq_rows(p) for p in shards)
     views: dict[str, Any] = {
         k: v for k, v in (manifest.get("views") or {}).items() if k != "filtered"
     }
-    if plan.filter is not None:
-        kept, funnel = apply_filter(rows, plan.filter)
-        views.update(folder.write_views({"filtered": View(kept, features, {})}))
+    if check is not None and plan.filter is not None:
+        kept, funnel = check.kept()
+        picked = View(PickedRows(shards, kept), schema[0], {})
+        views.update(folder.write_views({"filtered": picked}))
         manifest["filter"] = {
             "preset": plan.filter.preset,
             "rules": [r.model_dump() for r in plan.filter.rules],
@@ -292,10 +267,10 @@ def _write(
     else:
         manifest.pop("filter", None)
     manifest["curate"] = {
-        "taggers": report,
+        "taggers": join.report(rows),
         "judge": plan.judge,
         "config": redacted_dump(plan.config),
-        "rows": len(rows),
+        "rows": rows,
         "computed_this_run": computed,
         "seconds_this_run": round(seconds, 3),
         "execution": plan.steps or {"backend": plan.execution.backend},
@@ -305,5 +280,7 @@ def _write(
     folder.write_manifest(manifest)
 
 
-def _schema(folder: BuildFolder) -> Any:
-    return folder.schema()
+def pq_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.read_metadata(path).num_rows)

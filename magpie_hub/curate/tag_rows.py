@@ -1,0 +1,69 @@
+"""The curate pipeline's first step: the rows some tagger still lacks, read from the
+build's shards as they are sent (no list of rows is held, on the driver or here).
+
+(No `from __future__ import annotations`: distilabel reads the step's fields at run time.)
+"""
+
+from pathlib import Path
+from typing import Any
+
+from distilabel.steps import GeneratorStep
+from distilabel.typing import GeneratorStepOutput, StepColumns
+from pydantic import Field
+
+from magpie_hub.curate.kit import TODO
+
+
+def mask_runs(mask: Any) -> list[list[int]]:
+    """A numpy bool array as the [start, stop) runs of its True values."""
+    import numpy as np
+
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def runs_mask(runs: list[list[int]], size: int) -> Any:
+    import numpy as np
+
+    mask = np.zeros(size, bool)
+    for start, stop in runs:
+        mask[start:stop] = True
+    return mask
+
+
+class TagRows(GeneratorStep):
+    """`columns` + `row_index` + `_todo` (the taggers that lack the row) of each row that
+    some tagger lacks, in build order, in batches."""
+
+    shards: list[str]
+    columns: list[str]
+    num_rows: int
+    todo: dict[str, list[list[int]]] = Field(exclude=True)
+    """Tagger -> the runs of row indices it lacks (kept out of distilabel's signature)."""
+
+    @property
+    def outputs(self) -> StepColumns:
+        return [*self.columns, "row_index", TODO]
+
+    def process(self, offset: int = 0) -> GeneratorStepOutput:
+        import numpy as np
+
+        from magpie_hub.row_streams import ParquetRows
+
+        lacks = {name: runs_mask(runs, self.num_rows) for name, runs in self.todo.items()}
+        wanted = np.logical_or.reduce(list(lacks.values()))
+        total, sent, start = int(wanted.sum()), 0, 0
+        batch: list[dict[str, Any]] = []
+        for records in ParquetRows([Path(p) for p in self.shards], self.columns).batches():
+            picked = np.flatnonzero(wanted[start : start + records.num_rows])
+            rows = records.take(picked).to_pylist() if len(picked) else []
+            for n, row in zip(picked, rows, strict=True):
+                i = start + int(n)
+                sent += 1
+                if sent <= offset:
+                    continue
+                batch.append({**row, "row_index": i, TODO: [t for t in lacks if lacks[t][i]]})
+                if len(batch) == self.batch_size or sent == total:
+                    yield batch, sent == total
+                    batch = []
+            start += records.num_rows
