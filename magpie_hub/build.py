@@ -12,6 +12,7 @@ BUILD/.magpie/curate/<tagger>-<key>/  committed tag chunks (Parquet + JSON marke
 BUILD/.magpie/publish.json         the publish stages' content hashes
 BUILD/.magpie/release/             the release tree the card stage staged for a push
 BUILD/.magpie/shards.new/          curate's rewritten shards, before they replace data/*.parquet
+BUILD/.magpie/picked/              the buckets of the filtered view's shuffle, while it is written
 
 A folder has one writer at a time: commands that change it run under `writer()`.
 """
@@ -279,6 +280,7 @@ class BuildFolder:
         """Replace each top-level shard by `make(table, first_row)` (its rows, in order),
         shard by shard: written under .magpie/ and moved over the old shards once all are
         made, so a kill before that leaves the old ones. Curated views are removed."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         staging = self.work / "shards.new"
@@ -290,6 +292,7 @@ class BuildFolder:
             del table
             atomic_write(staging / path.name, lambda p, new=new: pq.write_table(new, p))
             del new  # before the next shard is made
+            pa.default_memory_pool().release_unused()
             made.append(staging / path.name)
             first += rows
         for view in CURATED_VIEWS:
@@ -326,18 +329,31 @@ class BuildFolder:
 
     def write_views(self, views: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Write each `registry.View` as data/<name>/ shards, its rows converted and written
-        a batch at a time (a view made from `rows()` streams); returns their counts. An empty
+        a batch at a time (a view made from `rows()` streams; `PickedRows` are written as
+        the Arrow tables they are read as); returns their counts. An empty
         view writes no shard (a zero-row Parquet file is not a loadable config)."""
-        from magpie_hub.row_streams import write_rows
+        from magpie_hub.row_streams import write_rows, write_tables
 
         counts = {}
         for name, view in views.items():
             folder = self.view_dir(name)
             shutil.rmtree(folder, ignore_errors=True)
             path = folder / "train-00000-of-00001.parquet"
-            written = write_rows(path, view.rows, view.features.arrow_schema)
+            schema = view.features.arrow_schema
+            tables = getattr(view.rows, "tables", None)  # rows picked as Arrow (PickedRows)
+            written = (
+                write_tables(path, tables(), schema)
+                if tables
+                else write_rows(path, view.rows, schema)
+            )
             counts[name] = {"rows": written, **view.counts}
         return counts
+
+    def picked(self, positions: Any) -> Any:
+        """The top-level shards' rows at `positions`, in that order (`PickedRows`)."""
+        from magpie_hub.row_streams import PickedRows
+
+        return PickedRows(self.shards(), positions, self.work / "picked")
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         write_json(self.manifest_path, manifest)

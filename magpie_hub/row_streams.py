@@ -21,6 +21,8 @@ CONVERT_ROWS = 10_000
 """Rows turned from dicts into Arrow at a time when writing."""
 ROW_GROUP_ROWS = 50_000
 """Rows per row group written (the size of a `default` shard)."""
+SHUFFLE_ROWS = 10_000
+"""Rows per bucket (and per row group written) of a `PickedRows` shuffle."""
 
 Row = dict[str, Any]
 Make = Callable[[Row, Counter[str]], Row | None]
@@ -226,27 +228,83 @@ def gather(which: Any, at: Any, read: Callable[[int], Any]) -> Any:
 
 class PickedRows(Sequence[Row]):
     """The rows of Parquet files at `positions` (indices over all their rows, in order),
-    in the order given, read ROW_GROUP_ROWS positions at a time: each block reads the
-    files that hold its rows once. `len` is free; indexing makes the whole list."""
+    in the order given, as Arrow tables (`tables`) or dicts. Positions in ascending order
+    are read ROW_GROUP_ROWS at a time; any other order is an external shuffle through
+    `scratch`: each file is read once, its picked rows sent to a bucket file per
+    SHUFFLE_ROWS of the output, then each bucket read and put in order. `len` is free;
+    indexing makes the whole list."""
 
-    def __init__(self, paths: Sequence[Path], positions: Sequence[int]) -> None:
+    def __init__(self, paths: Sequence[Path], positions: Sequence[int], scratch: Path) -> None:
         import numpy as np
         import pyarrow.parquet as pq
 
-        self.paths, self.positions = list(paths), positions
+        self.paths, self.positions, self.scratch = list(paths), positions, scratch
         sizes = [pq.read_metadata(p).num_rows for p in self.paths]
         self.starts = np.cumsum([0, *sizes])
 
-    def __iter__(self) -> Iterator[Row]:
+    def _files(self, positions: Any) -> tuple[Any, Any]:
+        """(the file of each position, the row within it)."""
+        import numpy as np
+
+        files = np.searchsorted(self.starts, positions, side="right") - 1
+        return files, positions - self.starts[files]
+
+    def tables(self) -> Iterator[Any]:
         import numpy as np
         import pyarrow.parquet as pq
 
-        for b in range(0, len(self.positions), ROW_GROUP_ROWS):
-            block = np.asarray(self.positions[b : b + ROW_GROUP_ROWS], np.int64)
-            files = np.searchsorted(self.starts, block, side="right") - 1
-            at = block - self.starts[files]
-            table = gather(files, at, lambda f: pq.read_table(self.paths[f]))
-            yield from table.to_pylist()
+        positions = np.asarray(self.positions, np.int64)
+        if not (np.diff(positions) >= 0).all():
+            yield from self._shuffled(positions)
+            return
+        for b in range(0, len(positions), ROW_GROUP_ROWS):
+            files, at = self._files(positions[b : b + ROW_GROUP_ROWS])
+            yield gather(files, at, lambda f: pq.read_table(self.paths[f]))
+
+    def _shuffled(self, positions: Any) -> Iterator[Any]:
+        import shutil
+
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        output = np.argsort(positions, kind="stable")  # output index of each sorted position
+        files, at = self._files(positions[output])
+        block = output // SHUFFLE_ROWS
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch.mkdir(parents=True)
+        writers: dict[int, Any] = {}
+        try:
+            for f in np.unique(files):
+                mine = files == f
+                rows = pq.read_table(self.paths[f]).take(pa.array(at[mine]))
+                rows = rows.append_column("__out", pa.array(output[mine]))
+                for b in np.unique(block[mine]):
+                    piece = rows.filter(pa.array(block[mine] == b))
+                    if b not in writers:
+                        path = self.scratch / f"{b}.parquet"
+                        writers[b] = pq.ParquetWriter(path, piece.schema)
+                    writers[b].write_table(piece)
+                del rows
+                pa.default_memory_pool().release_unused()
+            for writer in writers.values():
+                writer.close()
+            for b in sorted(writers):
+                piece = pq.read_table(self.scratch / f"{b}.parquet")
+                order = pa.array(np.argsort(piece.column("__out").to_numpy()))
+                pieces = [piece.drop_columns(["__out"])]
+                del piece
+                yield combine(pieces, order)  # a column at a time
+                pa.default_memory_pool().release_unused()
+        finally:
+            for writer in writers.values():
+                writer.close()
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __iter__(self) -> Iterator[Row]:
+        for table in self.tables():
+            for batch in table.to_batches(max_chunksize=READ_ROWS):
+                yield from batch.to_pylist()  # a batch's dicts at a time, not the block's
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -264,6 +322,31 @@ class PickedRows(Sequence[Row]):
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def write_tables(path: Path, tables: Iterable[Any], schema: Any) -> int:
+    """Write Arrow `tables` (each cast to `schema`, one row group each) as one Parquet
+    file, atomically; no rows, no file. Returns how many rows were written."""
+    import pyarrow.parquet as pq
+
+    it = (t for t in tables if t.num_rows)
+    first = next(it, None)
+    if first is None:
+        return 0
+    written = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal written, first
+        table, first = first, None
+        with pq.ParquetWriter(tmp, schema) as writer:
+            while table is not None:
+                writer.write_table(table if table.schema == schema else table.cast(schema))
+                written += table.num_rows
+                table = None  # let it go before the next one is made
+                table = next(it, None)
+
+    atomic_write(path, write)
+    return written
 
 
 def write_rows(path: Path, rows: Iterable[Row], schema: Any) -> int:

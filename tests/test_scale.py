@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
-from synthetic_build import write_build
+from synthetic_build import write_build, write_tags
 
 MIB = 2**20
 PUBLISH = """
@@ -49,22 +49,31 @@ address space follows what is allocated (mimalloc reserves large regions up fron
 linux_only = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
 
 
-def publish_local(root: Path, shard_rows: int = 0, limit: int | None = None) -> tuple[int, str]:
-    """`magpie-hub publish --local` on the build under `root` in a fresh process (with an
-    address-space `limit`): its exit code and stderr."""
+def magpie_hub(root: Path, args: list[str], shard_rows: int, limit: int | None) -> tuple[int, str]:
+    """`magpie-hub ARGS` in `root` in a fresh process (with an address-space `limit`): its
+    exit code and stderr (which ends with the process's VmPeak)."""
 
     def ceiling() -> None:
         if limit is not None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    args = ["--repo", "scale/test", "--tag", "v1", "--out", str(root / "build")]
     proc = subprocess.run(
-        [sys.executable, "-c", PUBLISH, str(shard_rows), "publish", str(root / "magpie-hub.toml"),
-         *args, "--local", str(root / "tree"), "--json"],
+        [sys.executable, "-c", PUBLISH, str(shard_rows), *args],
         cwd=root, capture_output=True, text=True, preexec_fn=ceiling,
         env={**os.environ, **ENV},
     )  # fmt: skip
     return proc.returncode, proc.stderr
+
+
+def publish_local(root: Path, shard_rows: int = 0, limit: int | None = None) -> tuple[int, str]:
+    """`magpie-hub publish --local` on the build under `root`."""
+    args = ["--repo", "scale/test", "--tag", "v1", "--out", str(root / "build")]
+    return magpie_hub(
+        root,
+        ["publish", str(root / "magpie-hub.toml"), *args, "--local", str(root / "tree"), "--json"],
+        shard_rows,
+        limit,
+    )
 
 
 def vm_peak(stderr: str) -> int:
@@ -112,6 +121,40 @@ def test_a_million_row_publish_stays_within_a_memory_ceiling(tmp_path: Path) -> 
     process within 1 GiB more than a 200-row build: streaming takes about 480 MiB more;
     0.2.0 peaked at 8.5 GiB resident. About 4 minutes on 2 cores."""
     streamed_publish(tmp_path, 1_000_000, 256, 0, 1024 * MIB)
+
+
+def tagged_build(root: Path, rows: int, shard_rows: int) -> Path:
+    """A consolidated synthetic build (shards of `shard_rows`) with language tags stored for
+    all but its last 1% of rows; returns the curate config."""
+    config, build = write_build(root, rows, batch_size=64)
+    code, err = magpie_hub(
+        root, ["generate", str(config), "--out", str(build), "-q"], shard_rows, None
+    )
+    assert code == 0, err[-3000:]
+    return write_tags(config, build, untagged=0.01)
+
+
+def test_curate_streams_with_small_shards(tmp_path: Path) -> None:
+    """Curate (lingua tags the last 1% through the pipeline; join, filter with top_n and a
+    shuffle, the filtered view) of 40,000 rows in shards of 1,000 rows, within 128 MiB
+    more than a 200-row build: streaming takes about 24 MiB more, holding every row 228."""
+    budget = 128 * MIB
+    tiny = tagged_build(tmp_path / "tiny", 200, 1_000)
+    curate = lambda root, config, limit: magpie_hub(  # noqa: E731
+        root, ["curate", str(config), "--out", str(root / "build"), "-q"], 1_000, limit
+    )
+    code, err = curate(tmp_path / "tiny", tiny, None)
+    assert code == 0, err[-3000:]
+    limit = vm_peak(err) + budget
+    big = tagged_build(tmp_path / "big", 40_000, 1_000)
+    code, err = curate(tmp_path / "big", big, limit)
+    assert code == 0, f"over {limit / MIB:.0f} MiB of address space?\n{err[-3000:]}"
+    manifest = json.loads((tmp_path / "big" / "build" / "manifest.json").read_text())
+    kept = manifest["counts"]["generated"]
+    assert manifest["curate"]["computed_this_run"] == {"language": kept - round(kept * 0.99)}
+    assert manifest["filter"]["funnel"][-1]["rows_after"] == kept * 3 // 10
+    filtered = pq.read_table(tmp_path / "big" / "build" / "data" / "filtered")
+    assert filtered.num_rows == kept * 3 // 10 == len(set(filtered.column("uuid").to_pylist()))
 
 
 # Equality: streamed results against whole-table computations.

@@ -30,7 +30,6 @@ from magpie_hub.errors import BuildFolderError
 from magpie_hub.execution import connect_ray, for_backend, machine_cores, prepare_steps, run_env
 from magpie_hub.plugins import get_registry
 from magpie_hub.registry import Tagger, View
-from magpie_hub.row_streams import PickedRows
 from magpie_hub.running import ProgressCallback as Progress
 from magpie_hub.running import run_pipeline
 
@@ -255,7 +254,7 @@ def _write(plan: CuratePlan, join: TagJoin, seconds: float, computed: dict[str, 
     }
     if check is not None and plan.filter is not None:
         kept, funnel = check.kept()
-        picked = View(PickedRows(shards, kept), schema[0], {})
+        picked = View(folder.picked(kept), schema[0], {})
         views.update(folder.write_views({"filtered": picked}))
         manifest["filter"] = {
             "preset": plan.filter.preset,
