@@ -118,6 +118,7 @@ def _batches(plan: Any, rows: int, batch_size: int) -> Iterator[list[dict[str, A
 def write_build(root: Path, rows: int, *, batch_size: int = 64) -> tuple[Path, Path]:
     """Write the model folder, config and finished-generation build under `root`; returns
     (config, build)."""
+    from distilabel.pipeline import Pipeline
     from magpie_hub_plugins.recipe_magpie import COLUMNS
 
     import magpie_hub.steps as steps
@@ -133,15 +134,16 @@ def write_build(root: Path, rows: int, *, batch_size: int = 64) -> tuple[Path, P
     build = root / "build"
     plan = plan_build(load_config(config_path, get_registry()), build)
     recipe = plan.recipe
-    sink = steps.WriteChunks(
-        name="write",
-        chunk_dir=str(plan.folder.chunks),
-        columns=COLUMNS,
-        constants={"gen_config": _gen_config(plan.config)},
-        system_in_conversation=plan.config.include_system_prompt,
-        arrow_schema_json=json.dumps(recipe.features.to_dict()),
-        input_batch_size=batch_size,
-    )
+    with Pipeline(name="synthetic-build"):  # a step outside a pipeline only warns
+        sink = steps.WriteChunks(
+            name="write",
+            chunk_dir=str(plan.folder.chunks),
+            columns=COLUMNS,
+            constants={"gen_config": _gen_config(plan.config)},
+            system_in_conversation=plan.config.include_system_prompt,
+            arrow_schema_json=json.dumps(recipe.features.to_dict()),
+            input_batch_size=batch_size,
+        )
     fsynced = steps.atomic_write
     steps.atomic_write = lambda path, write: write(path)  # the same bytes, no fsync
     try:
