@@ -232,29 +232,29 @@ def _write(plan: CuratePlan, join: TagJoin, seconds: float, computed: dict[str, 
     folder, manifest = plan.folder, dict(plan.manifest)
     base = Features.from_arrow_schema(folder.schema())
     check = FilterPass(plan.filter) if plan.filter is not None else None
-    schema: list[Any] = []
+    features: Any = None  # base + tag columns, known once the first shard's tags are
 
     def tagged(table: Any, first: int) -> Any:
+        nonlocal features
         out = table.select(plan.base_columns)
         for columns in join.columns(first, first + table.num_rows):
             for name in columns.column_names:
                 out = out.append_column(columns.schema.field(name), columns.column(name))
-        if not schema:
-            tags = join.features()
-            schema.append(Features({**{c: base[c] for c in plan.base_columns}, **tags}))
-        out = out.cast(schema[0].arrow_schema)
+        if features is None:
+            features = Features({**{c: base[c] for c in plan.base_columns}, **join.features()})
+        out = out.cast(features.arrow_schema)
         if check is not None:
             check.add(out.select([c for c in check.columns if c in out.column_names]).to_pylist())
         return out
 
-    shards = folder.rewrite_shards(tagged)
-    rows = sum(pq_rows(p) for p in shards)
+    folder.rewrite_shards(tagged)
+    rows = len(folder.rows())
     views: dict[str, Any] = {
         k: v for k, v in (manifest.get("views") or {}).items() if k != "filtered"
     }
     if check is not None and plan.filter is not None:
         kept, funnel = check.kept()
-        picked = View(folder.picked(kept), schema[0], {})
+        picked = View(folder.picked(kept), features, {})
         views.update(folder.write_views({"filtered": picked}))
         manifest["filter"] = {
             "preset": plan.filter.preset,
@@ -277,9 +277,3 @@ def _write(plan: CuratePlan, join: TagJoin, seconds: float, computed: dict[str, 
     manifest["views"] = views
     manifest["data_files"] = folder.data_files()
     folder.write_manifest(manifest)
-
-
-def pq_rows(path: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return int(pq.read_metadata(path).num_rows)
