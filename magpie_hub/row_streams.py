@@ -28,7 +28,26 @@ Row = dict[str, Any]
 Make = Callable[[Row, Counter[str]], Row | None]
 
 
-class ParquetRows(Sequence[Row]):
+class RowSequence(Sequence[Row]):
+    """Rows read or made each time they are iterated: indexing makes the whole list (for
+    small views and tests), `==` compares the rows."""
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Row]: ...
+    def __getitem__(self, index: int | slice) -> Row | list[Row]:
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class ParquetRows(RowSequence):
     """The rows of Parquet files in order, read batch by batch each time they are iterated.
     `len` comes from the files' footers; `rows[i]` reads one row group."""
 
@@ -100,15 +119,8 @@ class ParquetRows(Sequence[Row]):
             self._group = ((f, g), table.to_pylist())
         return self._group[1]
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence) and not isinstance(other, str):
-            return list(self) == list(other)
-        return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
-
-
-class MadeRows(Sequence[Row]):
+class MadeRows(RowSequence):
     """A view's rows, made from `source` by `make(row, tally)` (None leaves a row out) each
     time they are iterated, so writing the view streams; a finished pass keeps its tally.
     `len`, indexing and `==` make the whole list: for small views and tests."""
@@ -135,20 +147,6 @@ class MadeRows(Sequence[Row]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
-
-    @overload
-    def __getitem__(self, index: int) -> Row: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Row]: ...
-    def __getitem__(self, index: int | slice) -> Row | list[Row]:
-        return list(self)[index]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence) and not isinstance(other, str):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 class TallyCounts(Mapping[str, Any]):
@@ -226,7 +224,7 @@ def gather(which: Any, at: Any, read: Callable[[int], Any]) -> Any:
     return combine(taken, None if in_order else pa.array(back))
 
 
-class PickedRows(Sequence[Row]):
+class PickedRows(RowSequence):
     """The rows of Parquet files at `positions` (indices over all their rows, in order),
     in the order given, as Arrow tables (`tables`) or dicts. Positions in ascending order
     are read ROW_GROUP_ROWS at a time; any other order is an external shuffle through
@@ -308,20 +306,6 @@ class PickedRows(Sequence[Row]):
 
     def __len__(self) -> int:
         return len(self.positions)
-
-    @overload
-    def __getitem__(self, index: int) -> Row: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Row]: ...
-    def __getitem__(self, index: int | slice) -> Row | list[Row]:
-        return list(self)[index]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence) and not isinstance(other, str):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 def write_tables(path: Path, tables: Iterable[Any], schema: Any) -> int:
