@@ -117,6 +117,16 @@ def test_tag_rows_sends_what_each_tagger_lacks_from_the_shards(
     assert [len(b) for b, _ in sent] == [2, 2, 1] and [last for _, last in sent] == [0, 0, 1]
     resumed = [r["row_index"] for batch, _ in step.process(offset=3) for r in batch]
     assert resumed == [4, 7]
+    read: list[str] = []
+    batches = magpie_hub.row_streams.ParquetRows.batches
+    monkeypatch.setattr(
+        magpie_hub.row_streams.ParquetRows,
+        "batches",
+        lambda self: read.extend(p.name for p in self.paths) or batches(self),
+    )
+    step.todo = {"a": [[7, 8]]}  # only the last shard holds a row to tag
+    assert [r["row_index"] for batch, _ in step.process() for r in batch] == [7]
+    assert read == [shards[2].name]
 
 
 def test_a_failed_rewrite_leaves_the_old_shards(tmp_path: Path, monkeypatch: Any) -> None:

@@ -48,13 +48,11 @@ class TagRows(GeneratorStep):
     def process(self, offset: int = 0) -> GeneratorStepOutput:
         import numpy as np
 
-        from magpie_hub.row_streams import ParquetRows
-
         lacks = {name: runs_mask(runs, self.num_rows) for name, runs in self.todo.items()}
         wanted = np.logical_or.reduce(list(lacks.values()))
-        total, sent, start = int(wanted.sum()), 0, 0
+        total, sent = int(wanted.sum()), 0
         batch: list[dict[str, Any]] = []
-        for records in ParquetRows([Path(p) for p in self.shards], self.columns).batches():
+        for start, records in self._batches(wanted):
             picked = np.flatnonzero(wanted[start : start + records.num_rows])
             rows = records.take(picked).to_pylist() if len(picked) else []
             for n, row in zip(picked, rows, strict=True):
@@ -66,4 +64,20 @@ class TagRows(GeneratorStep):
                 if len(batch) == self.batch_size or sent == total:
                     yield batch, sent == total
                     batch = []
-            start += records.num_rows
+
+    def _batches(self, wanted: Any) -> Any:
+        """(first row index, record batch) of the shards, in order; a shard with no
+        wanted row is not read."""
+        import pyarrow.parquet as pq
+
+        from magpie_hub.row_streams import ParquetRows
+
+        start = 0
+        for path in map(Path, self.shards):
+            rows = pq.read_metadata(path).num_rows
+            if wanted[start : start + rows].any():
+                first = start
+                for records in ParquetRows([path], self.columns).batches():
+                    yield first, records
+                    first += records.num_rows
+            start += rows
