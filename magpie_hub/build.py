@@ -234,9 +234,8 @@ class BuildFolder:
         from array import array
 
         import numpy as np
-        import pyarrow.parquet as pq
 
-        from magpie_hub.row_streams import gather
+        from magpie_hub.row_streams import gather, read_parquet
 
         markers = sorted(self.chunks.glob("chunk-*.json"))
         chunk_of, position, row_of = array("q"), array("q"), array("q")
@@ -259,11 +258,8 @@ class BuildFolder:
             part = slice(n * ROWS_PER_SHARD, (n + 1) * ROWS_PER_SHARD)
             if not len(chunks[part]):
                 return schema.empty_table()
-            return gather(chunks[part], positions[part], read_chunk).cast(schema)
-
-        def read_chunk(c: int) -> Any:
-            with pq.ParquetFile(markers[c].with_suffix(".parquet")) as file:
-                return file.read()
+            read = lambda c: read_parquet(markers[c].with_suffix(".parquet"))  # noqa: E731
+            return gather(chunks[part], positions[part], read).cast(schema)
 
         return self._write_shard_files(max(1, -(-len(order) // ROWS_PER_SHARD)), shard)
 
@@ -283,11 +279,13 @@ class BuildFolder:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from magpie_hub.row_streams import read_parquet
+
         staging = self.work / "shards.new"
         shutil.rmtree(staging, ignore_errors=True)
         made, first = [], 0
         for path in self.shards():
-            table = pq.read_table(path)
+            table = read_parquet(path)
             rows, new = table.num_rows, make(table, first)
             del table
             atomic_write(staging / path.name, lambda p, new=new: pq.write_table(new, p))

@@ -202,6 +202,15 @@ def combine(pieces: list[Any], order: Any = None) -> Any:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def read_parquet(path: Path) -> Any:
+    """One Parquet file as a pyarrow Table, without `pq.read_table`'s dataset set-up (which
+    costs more than reading a small chunk)."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as file:
+        return file.read()
+
+
 def gather(which: Any, at: Any, read: Callable[[int], Any]) -> Any:
     """Rows picked from several tables, in the order asked: row k is row `at[k]` of the
     table `read(which[k])` (numpy arrays, not empty). Each table is read once, one at a
@@ -249,7 +258,6 @@ class PickedRows(RowSequence):
 
     def tables(self) -> Iterator[Any]:
         import numpy as np
-        import pyarrow.parquet as pq
 
         positions = np.asarray(self.positions, np.int64)
         if not (np.diff(positions) >= 0).all():
@@ -257,7 +265,7 @@ class PickedRows(RowSequence):
             return
         for b in range(0, len(positions), ROW_GROUP_ROWS):
             files, at = self._files(positions[b : b + ROW_GROUP_ROWS])
-            yield gather(files, at, lambda f: pq.read_table(self.paths[f]))
+            yield gather(files, at, lambda f: read_parquet(self.paths[f]))
 
     def _shuffled(self, positions: Any) -> Iterator[Any]:
         import shutil
@@ -275,7 +283,7 @@ class PickedRows(RowSequence):
         try:
             for f in np.unique(files):
                 mine = files == f
-                rows = pq.read_table(self.paths[f]).take(pa.array(at[mine]))
+                rows = read_parquet(self.paths[f]).take(pa.array(at[mine]))
                 rows = rows.append_column("__out", pa.array(output[mine]))
                 for b in np.unique(block[mine]):
                     piece = rows.filter(pa.array(block[mine] == b))
@@ -288,7 +296,7 @@ class PickedRows(RowSequence):
             for writer in writers.values():
                 writer.close()
             for b in sorted(writers):
-                piece = pq.read_table(self.scratch / f"{b}.parquet")
+                piece = read_parquet(self.scratch / f"{b}.parquet")
                 order = pa.array(np.argsort(piece.column("__out").to_numpy()))
                 pieces = [piece.drop_columns(["__out"])]
                 del piece

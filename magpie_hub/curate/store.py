@@ -100,22 +100,14 @@ class TagStore:
     def take(self, where: Any) -> Any:
         """The stored rows at `where` (from `locate`, none -1), in that order, as a pyarrow
         Table (uuid, the stored columns, `_error`): reads only the chunks that hold them."""
-        import numpy as np
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from magpie_hub.row_streams import combine
+        from magpie_hub.row_streams import gather, read_parquet
 
         if not len(where):
             return pq.read_schema(self.markers[0].with_suffix(".parquet")).empty_table()
-        chunks, positions = self._chunk[where], self._position[where]
-        used, group = np.unique(chunks, return_inverse=True)
-        taken = []
-        for c in used:
-            table = pq.read_table(self.markers[c].with_suffix(".parquet"))
-            taken.append(table.take(pa.array(positions[chunks == c])))
-        order = np.argsort(np.argsort(group, kind="stable"), kind="stable")
-        return combine(taken, pa.array(order))
+        read = lambda c: read_parquet(self.markers[c].with_suffix(".parquet"))  # noqa: E731
+        return gather(self._chunk[where], self._position[where], read)
 
 
 def cache_key(*parts: Any) -> str:
