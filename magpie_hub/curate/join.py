@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from magpie_hub.curate.kit import TagContext
@@ -19,7 +20,7 @@ from magpie_hub.errors import CurateIncompleteError
 from magpie_hub.registry import Tagger
 
 
-def build_uuids(shards: list[Any]) -> Any:
+def build_uuids(shards: list[Path]) -> Any:
     """The `uuid` column of every row, in build order, as one pyarrow string array."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -46,11 +47,11 @@ class TagJoin:
         cls,
         taggers: list[Tagger],
         ctx: TagContext,
-        stores: dict[str, Any],
+        stores: dict[str, Path],
         uuids: Any,
         *,
-        build: Any,
-        log: Any,
+        build: Path,
+        log: Path,
     ) -> TagJoin:
         """Index each store and find every row in it; `CurateIncompleteError` (per tagger,
         the rows no committed chunk holds) when any row lacks a value."""
