@@ -106,6 +106,24 @@ def index_ranges(indices: list[int]) -> list[list[int]]:
     return runs
 
 
+def mask_runs(mask: Any) -> list[list[int]]:
+    """A numpy bool array as the [start, stop) runs of its True values."""
+    import numpy as np
+
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def runs_mask(runs: list[list[int]], size: int) -> Any:
+    """The runs as a numpy bool array of `size` (True inside a run)."""
+    import numpy as np
+
+    mask = np.zeros(size, bool)
+    for start, stop in runs:
+        mask[start:stop] = True
+    return mask
+
+
 class RowIndices(GeneratorStep):
     """The first step: `{"row_index": i}` for the rows to generate, in batches, made as
     they are sent (distilabel's `LoadDataFromDicts` holds a list and re-slices it per

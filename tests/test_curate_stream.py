@@ -24,7 +24,7 @@ from magpie_hub.curate.store import (
     done_key,
     store_features,
 )
-from magpie_hub.curate.tag_rows import TagRows, mask_runs, runs_mask
+from magpie_hub.curate.tag_rows import TagRows
 from magpie_hub.row_streams import PickedRows, gather
 
 
@@ -76,13 +76,6 @@ def test_gather_and_picked_rows_keep_the_order_asked(
     ordered = PickedRows(paths, [1, 2, 6, 12, 13], tmp_path / "scratch")
     assert [r["n"] for r in ordered] == [1, 2, 6, 12, 13]
     assert [t.column("n").to_pylist() for t in ordered.tables()] == [[1, 2], [6, 12], [13]]
-
-
-def test_index_runs_round_trip() -> None:
-    mask = np.array([1, 1, 0, 0, 1, 0, 1, 1, 1], bool)
-    assert mask_runs(mask) == [[0, 2], [4, 5], [6, 9]]
-    assert (runs_mask(mask_runs(mask), 9) == mask).all()
-    assert mask_runs(np.zeros(3, bool)) == [] and mask_runs(np.ones(3, bool)) == [[0, 3]]
 
 
 def test_tag_rows_sends_what_each_tagger_lacks_from_the_shards(

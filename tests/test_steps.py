@@ -48,3 +48,14 @@ def test_row_indices_are_sent_in_batches_from_runs() -> None:
     resumed = list(step.process(offset=4))  # distilabel's offset: rows already sent
     assert [[r["row_index"] for r in b] for b, _ in resumed] == [[6, 7, 9]]
     assert resumed[-1][1] is True
+
+
+def test_index_runs_round_trip() -> None:
+    import numpy as np
+
+    from magpie_hub.steps import mask_runs, runs_mask
+
+    mask = np.array([1, 1, 0, 0, 1, 0, 1, 1, 1], bool)
+    assert mask_runs(mask) == [[0, 2], [4, 5], [6, 9]]
+    assert (runs_mask(mask_runs(mask), 9) == mask).all()
+    assert mask_runs(np.zeros(3, bool)) == [] and mask_runs(np.ones(3, bool)) == [[0, 3]]

@@ -25,13 +25,14 @@ from magpie_hub.curate.filters import FilterPass, FilterPlan, plan_filter
 from magpie_hub.curate.join import TagJoin, build_uuids
 from magpie_hub.curate.kit import TagContext, WriteTags
 from magpie_hub.curate.store import CommittedCount, TagStore, cache_key, store_features
-from magpie_hub.curate.tag_rows import TagRows, mask_runs
+from magpie_hub.curate.tag_rows import TagRows
 from magpie_hub.errors import BuildFolderError
 from magpie_hub.execution import connect_ray, for_backend, machine_cores, prepare_steps, run_env
 from magpie_hub.plugins import get_registry
 from magpie_hub.registry import Tagger, View
 from magpie_hub.running import ProgressCallback as Progress
 from magpie_hub.running import run_pipeline
+from magpie_hub.steps import mask_runs
 
 log = logging.getLogger(__name__)
 TEXT_COLUMNS = ("uuid", "instruction", "response", "response_base", "conversation")

@@ -12,23 +12,7 @@ from distilabel.typing import GeneratorStepOutput, StepColumns
 from pydantic import Field
 
 from magpie_hub.curate.kit import TODO
-
-
-def mask_runs(mask: Any) -> list[list[int]]:
-    """A numpy bool array as the [start, stop) runs of its True values."""
-    import numpy as np
-
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
-    return [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2], strict=True)]
-
-
-def runs_mask(runs: list[list[int]], size: int) -> Any:
-    import numpy as np
-
-    mask = np.zeros(size, bool)
-    for start, stop in runs:
-        mask[start:stop] = True
-    return mask
+from magpie_hub.steps import runs_mask
 
 
 class TagRows(GeneratorStep):
