@@ -47,21 +47,20 @@ class TagJoin:
         cls,
         taggers: list[Tagger],
         ctx: TagContext,
-        stores: dict[str, Path],
+        stores: dict[str, TagStore],
         uuids: Any,
         *,
         build: Path,
         log: Path,
     ) -> TagJoin:
-        """Index each store and find every row in it; `CurateIncompleteError` (per tagger,
+        """Find every row in each tagger's store; `CurateIncompleteError` (per tagger,
         the rows no committed chunk holds) when any row lacks a value."""
-        opened = {t.name: TagStore(stores[t.name]) for t in taggers}
-        where = {name: store.locate(uuids) for name, store in opened.items()}
+        where = {t.name: stores[t.name].locate(uuids) for t in taggers}
         missing = {name: int((w < 0).sum()) for name, w in where.items() if (w < 0).any()}
         if missing:
             raise CurateIncompleteError(build=build, missing=missing, log=log)
         errors = {t.name: Counter[str]() for t in taggers}
-        return cls(taggers, ctx, opened, where, errors=errors)
+        return cls(taggers, ctx, stores, where, errors=errors)
 
     def columns(self, start: int, stop: int) -> list[Any]:
         """Each tagger's columns for rows start..stop, as pyarrow Tables (taggers' order)."""

@@ -165,14 +165,16 @@ def _run_curate(plan: CuratePlan, on_progress: Progress | None) -> CurateResult:
     started = time.monotonic()
     folder = plan.folder
     uuids = build_uuids(folder.shards())
-    lacks = {name: ~TagStore(path).has(uuids) for name, path in plan.stores.items()}
+    stores = {name: TagStore(path) for name, path in plan.stores.items()}
+    lacks = {name: ~store.has(uuids) for name, store in stores.items()}
     computed = {name: int(mask.sum()) for name, mask in lacks.items() if mask.any()}
     if computed:
         todo = {name: mask_runs(mask) for name, mask in lacks.items()}
         _run_pipeline(plan, todo, len(uuids), on_progress)
+        stores = {name: TagStore(path) for name, path in plan.stores.items()}  # new chunks
     del lacks
     join = TagJoin.locate(
-        plan.taggers, plan.ctx, plan.stores, uuids, build=folder.root, log=folder.cache
+        plan.taggers, plan.ctx, stores, uuids, build=folder.root, log=folder.cache
     )
     del uuids
     _write(plan, join, time.monotonic() - started, computed)
@@ -190,12 +192,11 @@ def _run_pipeline(
         path.mkdir(parents=True, exist_ok=True)
     size = plan.config.batch_size
     shards = plan.folder.shards()
-    have = set(plan.folder.schema().names)
     with Pipeline(name="magpie-hub-curate", cache_dir=plan.folder.cache / "curate") as pipeline:
         previous: Any = TagRows(
             name="rows",
             shards=[str(p) for p in shards],
-            columns=[c for c in TEXT_COLUMNS if c in have],
+            columns=[c for c in TEXT_COLUMNS if c in plan.base_columns],
             num_rows=num_rows,
             todo=todo,
             batch_size=size,
