@@ -118,7 +118,7 @@ def _batches(plan: Any, rows: int, batch_size: int) -> Iterator[list[dict[str, A
 def write_build(root: Path, rows: int, *, batch_size: int = 64) -> tuple[Path, Path]:
     """Write the model folder, config and finished-generation build under `root`; returns
     (config, build)."""
-    from distilabel.pipeline import Pipeline
+    from distilabel.pipeline.local import Pipeline
     from magpie_hub_plugins.recipe_magpie import COLUMNS
 
     import magpie_hub.steps as steps

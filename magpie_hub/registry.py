@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from magpie_hub.errors import PluginError
 
 if TYPE_CHECKING:
-    from distilabel.pipeline import Pipeline
+    from distilabel.pipeline.local import Pipeline
 
     from magpie_hub.config import EngineConfig, RunConfig
     from magpie_hub.engines.base import ModelInfo, RawTextLLM

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from distilabel.steps import GeneratorStep, Step, StepInput
+from distilabel.steps.base import GeneratorStep, Step, StepInput
 from distilabel.typing import GeneratorStepOutput, StepColumns, StepOutput
 from pydantic import Field
 

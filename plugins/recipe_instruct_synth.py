@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from datasets import Features, Value
-from distilabel.pipeline import Pipeline
-from distilabel.steps import LoadDataFromDicts
+from distilabel.pipeline.local import Pipeline
+from distilabel.steps.generators.data import LoadDataFromDicts
 from magpie_hub_plugins.recipe_lamini import COUNTS, default_rows, describe_source
 from pydantic import Field, model_validator
 

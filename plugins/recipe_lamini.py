@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets import Features, Value
-from distilabel.pipeline import Pipeline
+from distilabel.pipeline.local import Pipeline
 from pydantic import Field
 
 from magpie_hub.config import ResponseSampling, RunConfig, SamplingConfig

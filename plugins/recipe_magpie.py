@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datasets import Features, Value
-from distilabel.pipeline import Pipeline
+from distilabel.pipeline.local import Pipeline
 from pydantic import field_validator
 
 from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datasets import Features, Value
-from distilabel.pipeline import Pipeline
+from distilabel.pipeline.local import Pipeline
 from magpie_hub_plugins.recipe_magpie import INSTRUCTION_FEATURES, RESPONSE_FEATURES
 from pydantic import Field, model_validator
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from datasets import Features, Value
-from distilabel.pipeline import Pipeline
+from distilabel.pipeline.local import Pipeline
 from magpie_hub_plugins.recipe_magpie import (
     INSTRUCTION_FEATURES,
     RESPONSE_FEATURES,

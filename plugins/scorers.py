@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from distilabel.steps import Step, StepInput
+from distilabel.steps.base import Step, StepInput
 from distilabel.typing import StepColumns, StepOutput
 from pydantic import PrivateAttr
 

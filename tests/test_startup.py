@@ -1,4 +1,5 @@
-"""Start-up work that is skipped: argilla until it is used, distilabel's own cache files."""
+"""Start-up work that is skipped: argilla and distilabel's package `__init__`s until they
+are used, distilabel's own cache files."""
 
 from __future__ import annotations
 
@@ -46,6 +47,65 @@ def test_a_submodule_import_loads_the_real_package() -> None:
         "'real': type(sys.modules['argilla']).__name__}))"
     )
     assert seen == {"cls": "Dataset", "real": "module"}
+
+
+def test_a_build_runs_no_distilabel_package_init() -> None:
+    seen = _python(
+        "import json, sys\n"
+        "import magpie_hub.cli.main, distilabel.pipeline.local\n"
+        "from magpie_hub.plugins import get_registry\n"
+        "get_registry()\n"
+        "print(json.dumps({'steps': type(sys.modules['distilabel.steps']).__name__, "
+        "'clustering': 'distilabel.steps.clustering.text_clustering' in sys.modules, "
+        "'tasks': 'distilabel.steps.tasks.ultrafeedback' in sys.modules, "
+        "'templates': 'distilabel.pipeline.templates' in sys.modules, "
+        "'distiset': type(sys.modules['distilabel.distiset']).__name__}))"
+    )
+    assert seen == {
+        "steps": "_LazyPackage",
+        "clustering": False,
+        "tasks": False,
+        "templates": False,
+        "distiset": "_StandIn",
+    }
+
+
+def test_reading_a_name_from_a_deferred_package_runs_its_init() -> None:
+    seen = _python(
+        "import json, sys, magpie_hub\n"
+        "import distilabel.steps.base as base\n"
+        "from distilabel.steps import KeepColumns, Step\n"
+        "import distilabel.steps as steps\n"
+        "from distilabel.pipeline import Pipeline\n"
+        "from distilabel.distiset import Distiset, create_distiset\n"
+        "print(json.dumps({'same': Step is base.Step, 'keep': KeepColumns.__name__, "
+        "'listed': 'LoadDataFromHub' in dir(steps), 'missing': hasattr(steps, 'Nope'), "
+        "'pipeline': Pipeline.__module__, 'distiset': Distiset.__name__, "
+        "'create': create_distiset.__module__, "
+        "'real': type(sys.modules['distilabel.distiset']).__name__}))"
+    )
+    assert seen == {
+        "same": True,
+        "keep": "KeepColumns",
+        "listed": True,
+        "missing": False,
+        "pipeline": "distilabel.pipeline.local",
+        "distiset": "Distiset",
+        "create": "distilabel.distiset",
+        "real": "module",
+    }
+
+
+def test_a_function_taken_from_a_stand_in_imports_the_module_when_called() -> None:
+    seen = _python(
+        "import json, sys, magpie_hub\n"
+        "from distilabel.steps.generators.utils import make_generator_step\n"
+        "before = type(sys.modules['distilabel.steps.generators.utils']).__name__\n"
+        "step = make_generator_step([{'a': 1}], batch_size=1)\n"
+        "print(json.dumps({'before': before, 'step': type(step).__name__, "
+        "'after': type(sys.modules['distilabel.steps.generators.utils']).__name__}))"
+    )
+    assert seen == {"before": "_StandIn", "step": "LoadDataFromDicts", "after": "module"}
 
 
 def test_distilabel_cache_files_are_not_written(cli, tiny_model: Path, tmp_path: Path) -> None:

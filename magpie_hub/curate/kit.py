@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distilabel.steps import Step, StepInput
+from distilabel.steps.base import Step, StepInput
 from distilabel.typing import StepColumns, StepOutput
 
 from magpie_hub.config import CurateConfig

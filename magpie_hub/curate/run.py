@@ -186,7 +186,7 @@ def _run_curate(plan: CuratePlan, on_progress: Progress | None) -> CurateResult:
 def _run_pipeline(
     plan: CuratePlan, todo: dict[str, list[list[int]]], num_rows: int, on_progress: Progress | None
 ) -> None:
-    from distilabel.pipeline import Pipeline
+    from distilabel.pipeline.local import Pipeline
 
     for path in plan.stores.values():
         path.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ build's shards as they are sent (no list of rows is held, on the driver or here)
 from pathlib import Path
 from typing import Any
 
-from distilabel.steps import GeneratorStep
+from distilabel.steps.base import GeneratorStep
 from distilabel.typing import GeneratorStepOutput, StepColumns
 from pydantic import Field
 

@@ -8,7 +8,7 @@ type hint of `process` at run time.)
 from pathlib import Path
 from typing import Any
 
-from distilabel.steps import StepInput
+from distilabel.steps.base import StepInput
 from distilabel.typing import StepColumns, StepOutput
 from pydantic import PrivateAttr
 

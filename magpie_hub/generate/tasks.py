@@ -7,8 +7,8 @@ type hint of `process` at run time.)
 from collections.abc import Callable
 from typing import Any
 
-from distilabel.steps import StepInput
-from distilabel.steps.tasks import Task
+from distilabel.steps.base import StepInput
+from distilabel.steps.tasks.base import Task
 from distilabel.typing import StepColumns, StepOutput
 
 from magpie_hub.prompts.chat_template import ChatTemplate
