@@ -183,10 +183,11 @@ class Tagger:
     the rows it is asked to tag (see `curate.kit.TagStep`)."""
     stored: dict[str, Any] | None = None
     """Columns the step computes per row and the tag store caches; default `columns`."""
-    finalize: Callable[[Any, Any], list[dict[str, Any]]] | None = None
-    """(stored values in build order as a pyarrow Table, context) -> each row's `columns`
-    (every row gives the same keys): a shard's rows at a time, or every row at once with
-    `whole_build`. Without it, the stored columns are the output."""
+    finalize: Callable[[Any, Any], Any] | None = None
+    """(stored values in build order as a pyarrow Table, context) -> each row's `columns`,
+    as dicts (every row gives the same keys) or a pyarrow Table: a shard's rows at a time,
+    or every row at once with `whole_build`. Without it, the stored columns are the
+    output."""
     whole_build: bool = False
     """`finalize` needs every row's stored values at once (near-duplicates); it then holds
     them all, where other taggers are joined a shard at a time."""

@@ -185,25 +185,26 @@ class EmbedTags(TagStep):
         return [{"embedding": v.tolist(), ERROR: None} for v in vectors]
 
 
-def near_dup_finalize(table: Any, ctx: TagContext) -> list[dict[str, Any]]:
+def near_dup_finalize(table: Any, ctx: TagContext) -> Any:
     import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     cfg = ctx.config.near_dup
-    embeddings = table.column("embedding").combine_chunks()
-    flat = embeddings.flatten().to_numpy(zero_copy_only=False)  # no Python float per value
-    vectors = flat.astype(np.float32, copy=False).reshape(len(table), -1)
-    found = neighbours(vectors, cfg.threshold, ivf_above=cfg.ivf_above, nprobe=cfg.nprobe)
-    uuids = table.column("uuid").to_pylist()
-    return [
-        {
-            "min_neighbor_distance": None
-            if np.isnan(found.min_distance[i])
-            else float(found.min_distance[i]),
-            "repeat_count": int(found.repeat_count[i]),
-            "min_similar_uuid": uuids[int(found.group_root[i])],
-        }
-        for i in range(len(uuids))
+    blocks = [  # views of the store's buffers: the FAISS index holds the only copy
+        chunk.flatten().to_numpy(zero_copy_only=False).reshape(len(chunk), -1)
+        for chunk in table.column("embedding").chunks
+        if len(chunk)
     ]
+    found = neighbours(blocks, cfg.threshold, ivf_above=cfg.ivf_above, nprobe=cfg.nprobe)
+    distance = found.min_distance
+    return pa.table(
+        {
+            "min_neighbor_distance": pa.array(distance, mask=np.isnan(distance)),
+            "repeat_count": pa.array(found.repeat_count, pa.int64()),
+            "min_similar_uuid": pc.take(table.column("uuid"), pa.array(found.group_root)),
+        }
+    )
 
 
 @hookimpl

@@ -214,3 +214,22 @@ def test_rule_with_an_unknown_label_or_preset_is_refused() -> None:
         plan_filter(bad, COLUMNS)
     with pytest.raises(UnknownNameError, match="magpie-300k"):
         plan_filter(FilterConfig(preset="magpie-1m"), COLUMNS)
+
+
+@pytest.mark.parametrize("ivf_above", [10_000, 50])
+def test_blocks_find_what_one_array_finds(ivf_above: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from magpie_hub.curate import neardup
+
+    monkeypatch.setattr(neardup, "QUERY_BATCH", 64)  # batches that span block edges
+    monkeypatch.setattr(neardup, "ADD_BATCH", 100)
+    rng = np.random.default_rng(3)
+    vectors = _unit(rng, 300)
+    vectors[250] = vectors[7]  # a duplicate in another block
+    whole = neighbours(vectors, 0.05, ivf_above=ivf_above, nprobe=64)
+    pieces = [vectors[:1], vectors[1:130], vectors[130:130], vectors[130:299], vectors[299:]]
+    split = neighbours(pieces, 0.05, ivf_above=ivf_above, nprobe=64)
+    assert split.index == whole.index == ("flat" if ivf_above > 300 else "ivf")
+    assert split.group_root[250] == 7
+    np.testing.assert_array_equal(split.group_root, whole.group_root)
+    np.testing.assert_array_equal(split.repeat_count, whole.repeat_count)
+    np.testing.assert_array_equal(split.min_distance, whole.min_distance)

