@@ -191,7 +191,7 @@ def near_dup_finalize(table: Any, ctx: TagContext) -> Any:
     import pyarrow.compute as pc
 
     cfg = ctx.config.near_dup
-    blocks = [  # views of the store's buffers: the FAISS index holds the only copy
+    blocks = [  # views of the store's buffers: no copy but the FAISS index
         chunk.flatten().to_numpy(zero_copy_only=False).reshape(len(chunk), -1)
         for chunk in table.column("embedding").chunks
         if len(chunk)
