@@ -38,10 +38,12 @@ REPO = Path(__file__).parent.parent
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Caches and settings in a temp dir; no plugin allowlist or debug from the caller."""
+    """Caches (the model-file cache too) and settings in a temp dir; no plugin allowlist or
+    debug from the caller."""
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("DISTILABEL_CACHE_DIR", str(tmp_path / "distilabel-cache"))
+    monkeypatch.setenv("MAGPIE_HUB_CACHE_DIR", str(tmp_path / "magpie-hub-cache"))
     monkeypatch.delenv("MAGPIE_HUB_PLUGINS", raising=False)
     monkeypatch.delenv("MAGPIE_HUB_DEBUG", raising=False)
     monkeypatch.delenv("HF_TOKEN", raising=False)

@@ -65,7 +65,13 @@ class Completion:
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, or of a folder's weight and config files in name order."""
+    """SHA-256 of a file, or of a folder's files in name order; cached per file identity."""
+    from magpie_hub.engines.file_cache import cached_file_result
+
+    return cached_file_result(path, "sha256", lambda: _hash_files(path))
+
+
+def _hash_files(path: Path) -> str:
     digest = hashlib.sha256()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for item in files:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magpie_hub.engines.base import ModelInfo, file_sha256
+from magpie_hub.engines.file_cache import cached_file_result
 from magpie_hub.errors import ConfigError, ModelFileError, ModelNotFoundError
 from magpie_hub.prompts.chat_template import ChatTemplate
 
@@ -58,8 +59,18 @@ GGUF_KEYS = (
 )
 
 
+# Names read_gguf_metadata's results in the cache: bump the number when its output changes.
+GGUF_META_KIND = "gguf-meta/1:" + ",".join(GGUF_KEYS)
+
+
 def read_gguf_metadata(path: Path) -> dict[str, Any]:
-    """The GGUF key/value metadata we use (general.*, tokenizer chat template and tokens)."""
+    """The GGUF key/value metadata we use (general.*, tokenizer chat template and tokens),
+    cached per file identity (`cached_file_result`)."""
+    return cached_file_result(path, GGUF_META_KIND, lambda: parse_gguf_metadata(path))
+
+
+def parse_gguf_metadata(path: Path) -> dict[str, Any]:
+    """`read_gguf_metadata` without the cache: walks the header (and vocabulary)."""
     from magpie_hub.engines.gguf_meta import read_header, token_texts
 
     meta = read_header(path, lambda key: key.startswith("general.") or key in GGUF_KEYS)
