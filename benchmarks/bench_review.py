@@ -22,6 +22,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from magpie_hub.row_types import shard_schema
+
 
 def synthetic_build(folder: Path, n: int) -> Path:
     from magpie_hub.plugins import get_registry
@@ -49,7 +51,7 @@ def synthetic_build(folder: Path, n: int) -> Path:
         rows.append({k: row.get(k) for k in features})
     (folder / "data").mkdir(parents=True)
     pq.write_table(
-        pa.Table.from_pylist(rows, schema=features.arrow_schema),
+        pa.Table.from_pylist(rows, schema=shard_schema(features)),
         folder / "data" / "train-00000-of-00001.parquet",
     )
     (folder / "manifest.json").write_text(

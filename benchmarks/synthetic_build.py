@@ -141,7 +141,7 @@ def write_build(root: Path, rows: int, *, batch_size: int = 64) -> tuple[Path, P
             columns=COLUMNS,
             constants={"gen_config": _gen_config(plan.config)},
             system_in_conversation=plan.config.include_system_prompt,
-            arrow_schema_json=json.dumps(recipe.features.to_dict()),
+            row_types=recipe.features,
             input_batch_size=batch_size,
         )
     fsynced = steps.atomic_write

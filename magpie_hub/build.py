@@ -32,6 +32,7 @@ from magpie_hub.errors import BuildFolderError
 
 if TYPE_CHECKING:
     from magpie_hub.row_streams import ParquetRows
+    from magpie_hub.row_types import RowTypes
 
 MANIFEST = "manifest.json"
 ROWS_PER_SHARD = 50_000
@@ -227,7 +228,9 @@ class BuildFolder:
         settled = self.chunk_state().settled
         return [i for i in range(num_rows) if i not in settled]
 
-    def consolidate(self, features: Any, num_rows: int, *, keep: int | None = None) -> list[Path]:
+    def consolidate(
+        self, features: RowTypes, num_rows: int, *, keep: int | None = None
+    ) -> list[Path]:
         """Write the committed rows (index < num_rows, each once, in order; with `keep`, the
         first `keep` of them) as shards, one shard at a time: the markers say where each row
         is, and a shard reads only the chunks that hold its rows."""
@@ -236,6 +239,7 @@ class BuildFolder:
         import numpy as np
 
         from magpie_hub.row_streams import gather, read_parquet
+        from magpie_hub.row_types import shard_schema
 
         markers = sorted(self.chunks.glob("chunk-*.json"))
         chunk_of, position, row_of = array("q"), array("q"), array("q")
@@ -251,7 +255,7 @@ class BuildFolder:
         order = np.argsort(np.frombuffer(row_of, np.int64), kind="stable")[:keep]
         chunks = np.frombuffer(chunk_of, np.int64)[order]
         positions = np.frombuffer(position, np.int64)[order]
-        schema = features.arrow_schema
+        schema = shard_schema(features)
 
         def shard(n: int) -> Any:
             """Rows n*ROWS_PER_SHARD... in order, taken from the chunks that hold them."""
@@ -331,13 +335,14 @@ class BuildFolder:
         the Arrow tables they are read as); returns their counts. An empty
         view writes no shard (a zero-row Parquet file is not a loadable config)."""
         from magpie_hub.row_streams import write_rows, write_tables
+        from magpie_hub.row_types import shard_schema
 
         counts = {}
         for name, view in views.items():
             folder = self.view_dir(name)
             shutil.rmtree(folder, ignore_errors=True)
             path = folder / "train-00000-of-00001.parquet"
-            schema = view.features.arrow_schema
+            schema = shard_schema(view.features)
             tables = getattr(view.rows, "tables", None)  # rows picked as Arrow (PickedRows)
             written = (
                 write_tables(path, tables(), schema)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from magpie_hub.config import EngineConfig, RunConfig
     from magpie_hub.engines.base import ModelInfo, RawTextLLM
     from magpie_hub.prompts.templates import PromptFormat
+    from magpie_hub.row_types import RowTypes
     from magpie_hub.steps import RowIndices
 
 
@@ -81,8 +82,9 @@ class Recipe:
     build_pipeline: Callable[[BuildContext], Pipeline]
     starter_config: str
     """Commented TOML that runs as-is on the embedded model (`magpie-hub init`)."""
-    features: Any
-    """`datasets.Features` of the rows the recipe writes."""
+    features: RowTypes
+    """Column types of the rows the recipe writes (`magpie_hub.row_types`; plain types keep
+    `datasets` off a build's start, `datasets.Features` are taken too)."""
     views: Callable[[Sequence[dict[str, Any]], RunConfig], dict[str, View]] | None = None
     """Derived views of the finished rows, each written as its own config (data/<name>/).
     The rows are `BuildFolder.rows()`, read from the shards as they are iterated; build
@@ -99,7 +101,8 @@ class View:
     list, or rows made as they are written (`row_streams.made_view`)."""
 
     rows: Sequence[dict[str, Any]]
-    features: Any
+    features: RowTypes
+    """Column types (`magpie_hub.row_types`), or `datasets.Features`."""
     counts: Mapping[str, Any] = field(default_factory=dict)
 
 

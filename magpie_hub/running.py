@@ -35,9 +35,11 @@ def run_pipeline(
 ) -> None:
     """`pipeline.run()` with `done()` (committed units) polled into `on_progress`."""
     os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
-    from datasets.utils.logging import disable_progress_bar
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # for a `datasets`
+    if "datasets" in sys.modules:  # imported later, and for one imported already
+        from datasets.utils.logging import disable_progress_bar
 
-    disable_progress_bar()  # distilabel loads its leaf output with `datasets` at the end
+        disable_progress_bar()
     clear_distilabel_cache(pipeline)
     with (
         _Poll(done, total, on_progress),

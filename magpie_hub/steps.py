@@ -29,17 +29,15 @@ _MARKUP = re.compile(r"<\|[^|<>\s]+\|>|</?[a-z_]+>|\[/?INST\]")
 
 
 def sampling_features(section: Any) -> dict[str, Any]:
-    """The `gen_config` struct of one step, read from its sampling config model, so every
-    setting (`stop_at_newline`, `ban_first_tokens`, ...) reaches the rows."""
-    from datasets import Value
-
+    """The `gen_config` struct of one step (row types), read from its sampling config model,
+    so every setting (`stop_at_newline`, `ban_first_tokens`, ...) reaches the rows."""
     kinds: dict[Any, Any] = {
-        float: Value("float64"),
-        int: Value("int64"),
-        bool: Value("bool"),
-        str: Value("string"),
-        str | None: Value("string"),
-        list[str]: [Value("string")],
+        float: "float64",
+        int: "int64",
+        bool: "bool",
+        str: "string",
+        str | None: "string",
+        list[str]: ["string"],
     }
     features: dict[str, Any] = {}
     for name, field in section.model_fields.items():
@@ -163,8 +161,9 @@ class WriteChunks(Step):
     constants: dict[str, Any]
     system_in_conversation: bool = False
     """Start each written `conversation` with the row's system prompt, when it has one."""
-    arrow_schema_json: str
-    """`datasets.Features` of the written rows, as JSON (kept plain so the step serializes)."""
+    row_types: dict[str, Any]
+    """Column types of the written rows (`magpie_hub.row_types`: plain, so the step
+    serializes, and the writer needs no `datasets`)."""
     nullable: list[str] = []
     """Columns besides the system prompt that may be null in a written row."""
 
@@ -182,7 +181,8 @@ class WriteChunks(Step):
     def process(self, inputs: StepInput) -> StepOutput:
         import pyarrow as pa
         import pyarrow.parquet as pq
-        from datasets import Features
+
+        from magpie_hub.row_types import arrow_schema
 
         kept, dropped, failed = [], {}, []
         for row in inputs:
@@ -195,14 +195,13 @@ class WriteChunks(Step):
         first = min(r["row_index"] for r in inputs)
         directory = Path(self.chunk_dir)
         stem = f"chunk-{first:08d}-{uuid.uuid4().hex[:8]}"
-        features = Features.from_dict(json.loads(self.arrow_schema_json))
         records = [{**{c: row.get(c) for c in self.columns}, **self.constants} for row in kept]
         if self.system_in_conversation:
             for record in records:
                 if record.get("system_prompt") is not None:
                     system = {"role": "system", "content": record["system_prompt"]}
                     record["conversation"] = [system, *record["conversation"]]
-        table = pa.Table.from_pylist(records, schema=features.arrow_schema)
+        table = pa.Table.from_pylist(records, schema=arrow_schema(self.row_types))
         atomic_write(directory / f"{stem}.parquet", lambda p: pq.write_table(table, p))
         marker = {
             "written": [r["row_index"] for r in kept],

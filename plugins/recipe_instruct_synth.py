@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from datasets import Features, Value
 from distilabel.pipeline.local import Pipeline
 from distilabel.steps.generators.data import LoadDataFromDicts
 from magpie_hub_plugins.recipe_lamini import COUNTS, default_rows, describe_source
@@ -37,6 +36,7 @@ from magpie_hub.registry import (
 )
 from magpie_hub.release.card import CardContext
 from magpie_hub.row_streams import made_view
+from magpie_hub.row_types import RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 
 DATA = Path(__file__).parent / "data"
@@ -56,44 +56,40 @@ class SynthSampling(SamplingConfig):
     max_new_tokens: int = Field(400, ge=1, le=32768)
 
 
-MESSAGES = [{"role": Value("string"), "content": Value("string")}]
-PAIRS = [{"question": Value("string"), "answer": Value("string")}]
-FEATURES = Features(
-    {
-        "uuid": Value("string"),
-        "text": Value("string"),
-        "text_index": Value("int64"),
-        "piece": Value("int64"),
-        "pieces": Value("int64"),
-        "pairs": PAIRS,
-        "conversation": MESSAGES,
-        "instruction": Value("string"),
-        "response": Value("string"),
-        "num_turns": Value("int64"),
-        "synth": {"shots": Value("int64"), "prompt_words": Value("int64"), "dropped": COUNTS},
-        "model": Value("string"),
-        "inputs": Value("string"),
-        "gen_config": {
-            "seed": Value("int64"),
-            "chain": Value("int64"),
-            "demos": Value("string"),
-            "max_text_words": Value("int64"),
-            "synth": sampling_features(SynthSampling),
-        },
-    }
-)
+MESSAGES = [{"role": "string", "content": "string"}]
+PAIRS = [{"question": "string", "answer": "string"}]
+FEATURES: RowTypes = {
+    "uuid": "string",
+    "text": "string",
+    "text_index": "int64",
+    "piece": "int64",
+    "pieces": "int64",
+    "pairs": PAIRS,
+    "conversation": MESSAGES,
+    "instruction": "string",
+    "response": "string",
+    "num_turns": "int64",
+    "synth": {"shots": "int64", "prompt_words": "int64", "dropped": COUNTS},
+    "model": "string",
+    "inputs": "string",
+    "gen_config": {
+        "seed": "int64",
+        "chain": "int64",
+        "demos": "string",
+        "max_text_words": "int64",
+        "synth": sampling_features(SynthSampling),
+    },
+}
 COLUMNS = [c for c in FEATURES if c not in ("gen_config", "inputs")]
-PAIRS_FEATURES = Features(
-    {
-        "uuid": Value("string"),
-        "text": Value("string"),
-        "text_index": Value("int64"),
-        "piece": Value("int64"),
-        "pairs": PAIRS,
-        "conversation": MESSAGES,
-    }
-)
-PRETRAIN_FEATURES = Features({"uuid": Value("string"), "text": Value("string")})
+PAIRS_FEATURES: RowTypes = {
+    "uuid": "string",
+    "text": "string",
+    "text_index": "int64",
+    "piece": "int64",
+    "pairs": PAIRS,
+    "conversation": MESSAGES,
+}
+PRETRAIN_FEATURES: RowTypes = {"uuid": "string", "text": "string"}
 
 
 class InstructSynthConfig(RunConfig):
@@ -229,7 +225,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
                     "synth": cfg.synth.model_dump(),
                 },
             },
-            arrow_schema_json=json.dumps(FEATURES.to_dict()),
+            row_types=FEATURES,
             input_batch_size=cfg.batch_size,
         )
         rows >> task >> sink

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from datasets import Features, Value
 from distilabel.pipeline.local import Pipeline
 from pydantic import Field
 
@@ -25,6 +24,7 @@ from magpie_hub.hookspecs import hookimpl
 from magpie_hub.prompts.templates import PromptFormat
 from magpie_hub.registry import BuildContext, CardSection, Recipe, ReviewSpec, recipe_config
 from magpie_hub.release.card import CardContext
+from magpie_hub.row_types import RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 
 DATA = Path(__file__).parent / "data"
@@ -41,34 +41,32 @@ class ListSampling(SamplingConfig):
     max_new_tokens: int = Field(1024, ge=1, le=32768)
 
 
-COUNTS = [{"reason": Value("string"), "count": Value("int64")}]
-FEATURES = Features(
-    {
-        "uuid": Value("string"),
-        "instruction": Value("string"),
-        "response": Value("string"),
-        "conversation": [{"role": Value("string"), "content": Value("string")}],
-        "source": Value("string"),
-        "seed_instructions": [Value("string")],
-        "topics": [Value("string")],
-        "list_call": {
-            "index": Value("int64"),
-            "position": Value("int64"),
-            "items": Value("int64"),
-            "dropped": COUNTS,
-            "cleaned": COUNTS,
-        },
-        "model": Value("string"),
-        "inputs": Value("string"),
-        "gen_config": {
-            "seed": Value("int64"),
-            "topic_share": Value("float64"),
-            "instructions_per_call": Value("int64"),
-            "instruction": sampling_features(ListSampling),
-            "response": sampling_features(ResponseSampling),
-        },
-    }
-)
+COUNTS = [{"reason": "string", "count": "int64"}]
+FEATURES: RowTypes = {
+    "uuid": "string",
+    "instruction": "string",
+    "response": "string",
+    "conversation": [{"role": "string", "content": "string"}],
+    "source": "string",
+    "seed_instructions": ["string"],
+    "topics": ["string"],
+    "list_call": {
+        "index": "int64",
+        "position": "int64",
+        "items": "int64",
+        "dropped": COUNTS,
+        "cleaned": COUNTS,
+    },
+    "model": "string",
+    "inputs": "string",
+    "gen_config": {
+        "seed": "int64",
+        "topic_share": "float64",
+        "instructions_per_call": "int64",
+        "instruction": sampling_features(ListSampling),
+        "response": sampling_features(ResponseSampling),
+    },
+}
 COLUMNS = [c for c in FEATURES if c not in ("gen_config", "inputs")]
 
 
@@ -148,7 +146,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
                     "response": cfg.response.model_dump(),
                 },
             },
-            arrow_schema_json=json.dumps(FEATURES.to_dict()),
+            row_types=FEATURES,
             input_batch_size=cfg.batch_size,
         )
         rows >> listed >> response >> sink

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
-from datasets import Features, Value
 from distilabel.pipeline.local import Pipeline
 from pydantic import field_validator
 
@@ -17,27 +15,26 @@ from magpie_hub.hookspecs import hookimpl
 from magpie_hub.prompts.system_prompts import SystemPromptSpec, expand
 from magpie_hub.prompts.templates import PromptFormat
 from magpie_hub.registry import BuildContext, Recipe, ReviewSpec, recipe_config
+from magpie_hub.row_types import RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 
 INSTRUCTION_FEATURES = sampling_features(InstructionSampling)
 RESPONSE_FEATURES = sampling_features(ResponseSampling)
-FEATURES = Features(
-    {
-        "uuid": Value("string"),
-        "instruction": Value("string"),
-        "response": Value("string"),
-        "conversation": [{"role": Value("string"), "content": Value("string")}],
-        "system_prompt": Value("string"),
-        "system_prompt_key": Value("string"),
-        "model": Value("string"),
-        "pre_query_template": Value("string"),
-        "gen_config": {
-            "seed": Value("int64"),
-            "instruction": INSTRUCTION_FEATURES,
-            "response": RESPONSE_FEATURES,
-        },
-    }
-)
+FEATURES: RowTypes = {
+    "uuid": "string",
+    "instruction": "string",
+    "response": "string",
+    "conversation": [{"role": "string", "content": "string"}],
+    "system_prompt": "string",
+    "system_prompt_key": "string",
+    "model": "string",
+    "pre_query_template": "string",
+    "gen_config": {
+        "seed": "int64",
+        "instruction": INSTRUCTION_FEATURES,
+        "response": RESPONSE_FEATURES,
+    },
+}
 COLUMNS = [
     "uuid",
     "instruction",
@@ -110,7 +107,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
             columns=COLUMNS,
             constants={"gen_config": gen_config},
             system_in_conversation=cfg.include_system_prompt,
-            arrow_schema_json=json.dumps(FEATURES.to_dict()),
+            row_types=FEATURES,
             input_batch_size=cfg.batch_size,
         )
         rows >> instruction >> response >> sink

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from datasets import Features, Value
 from distilabel.pipeline.local import Pipeline
 from magpie_hub_plugins.recipe_magpie import INSTRUCTION_FEATURES, RESPONSE_FEATURES
 from pydantic import Field, model_validator
@@ -17,6 +15,7 @@ from magpie_hub.errors import ChatTemplateError
 from magpie_hub.generate.tasks import GenerateConversation
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import BuildContext, Recipe, ReviewSpec
+from magpie_hub.row_types import RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields
 
 MAGPIE_MT_SYSTEM_PROMPT = (
@@ -25,25 +24,23 @@ MAGPIE_MT_SYSTEM_PROMPT = (
     "goal is to provide thorough, relevant and insightful responses to help the user with "
     "their queries."
 )
-FEATURES = Features(
-    {
-        "uuid": Value("string"),
-        "conversation": [{"role": Value("string"), "content": Value("string")}],
-        "num_turns": Value("int64"),
-        "instruction": Value("string"),
-        "response": Value("string"),
-        "system_prompt": Value("string"),
-        "system_prompt_key": Value("string"),
-        "model": Value("string"),
-        "pre_query_template": Value("string"),
-        "gen_config": {
-            "seed": Value("int64"),
-            "turns": Value("int64"),
-            "instruction": INSTRUCTION_FEATURES,
-            "response": RESPONSE_FEATURES,
-        },
-    }
-)
+FEATURES: RowTypes = {
+    "uuid": "string",
+    "conversation": [{"role": "string", "content": "string"}],
+    "num_turns": "int64",
+    "instruction": "string",
+    "response": "string",
+    "system_prompt": "string",
+    "system_prompt_key": "string",
+    "model": "string",
+    "pre_query_template": "string",
+    "gen_config": {
+        "seed": "int64",
+        "turns": "int64",
+        "instruction": INSTRUCTION_FEATURES,
+        "response": RESPONSE_FEATURES,
+    },
+}
 COLUMNS = [
     "uuid",
     "conversation",
@@ -119,7 +116,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
                 },
             },
             system_in_conversation=cfg.include_system_prompt,
-            arrow_schema_json=json.dumps(FEATURES.to_dict()),
+            row_types=FEATURES,
             input_batch_size=cfg.batch_size,
         )
         rows >> conversation >> sink

@@ -9,14 +9,12 @@ three configs: the full rows (`default`), `sft` and `dpo`.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from datasets import Features, Value
 from distilabel.pipeline.local import Pipeline
 from magpie_hub_plugins.recipe_magpie import (
     INSTRUCTION_FEATURES,
@@ -49,6 +47,7 @@ from magpie_hub.registry import (
 )
 from magpie_hub.release.card import CardContext
 from magpie_hub.row_streams import made_view
+from magpie_hub.row_types import RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 
 
@@ -58,61 +57,55 @@ class BaseSampling(ResponseSampling):
     urial_file: str | None = None
 
 
-MESSAGES = [{"role": Value("string"), "content": Value("string")}]
-FEATURES = Features(
-    {
-        "uuid": Value("string"),
-        "instruction": Value("string"),
-        "response": Value("string"),
-        "response_base": Value("string"),
-        "conversation": MESSAGES,
-        "num_turns": Value("int64"),
-        "system_prompt": Value("string"),
-        "system_prompt_key": Value("string"),
-        "model": Value("string"),
-        "model_base": Value("string"),
-        "pre_query_template": Value("string"),
-        "base_note": Value("string"),
-        "score": Value("float64"),
-        "score_base": Value("float64"),
-        "score_difference": Value("float64"),
-        "score_error": Value("string"),
-        "scorer": Value("string"),
-        "gen_config": {
-            "seed": Value("int64"),
-            "instruction": INSTRUCTION_FEATURES,
-            "response": RESPONSE_FEATURES,
-            "base": sampling_features(BaseSampling),
-        },
-    }
-)
+MESSAGES = [{"role": "string", "content": "string"}]
+FEATURES: RowTypes = {
+    "uuid": "string",
+    "instruction": "string",
+    "response": "string",
+    "response_base": "string",
+    "conversation": MESSAGES,
+    "num_turns": "int64",
+    "system_prompt": "string",
+    "system_prompt_key": "string",
+    "model": "string",
+    "model_base": "string",
+    "pre_query_template": "string",
+    "base_note": "string",
+    "score": "float64",
+    "score_base": "float64",
+    "score_difference": "float64",
+    "score_error": "string",
+    "scorer": "string",
+    "gen_config": {
+        "seed": "int64",
+        "instruction": INSTRUCTION_FEATURES,
+        "response": RESPONSE_FEATURES,
+        "base": sampling_features(BaseSampling),
+    },
+}
 COLUMNS = [c for c in FEATURES if c != "gen_config"]
 NULLABLE = ["base_note", "score", "score_base", "score_difference", "score_error"]
-SFT_FEATURES = Features(
-    {
-        "uuid": Value("string"),
-        "instruction": Value("string"),
-        "response": Value("string"),
-        "conversation": MESSAGES,
-        "system_prompt": Value("string"),
-        "model": Value("string"),
-        "score": Value("float64"),
-    }
-)
-DPO_FEATURES = Features(
-    {
-        "uuid": Value("string"),
-        "prompt": MESSAGES,
-        "chosen": MESSAGES,
-        "rejected": MESSAGES,
-        "score_chosen": Value("float64"),
-        "score_rejected": Value("float64"),
-        "margin": Value("float64"),
-        "chosen_from": Value("string"),
-        "tie": Value("bool"),
-        "by_convention": Value("bool"),
-    }
-)
+SFT_FEATURES: RowTypes = {
+    "uuid": "string",
+    "instruction": "string",
+    "response": "string",
+    "conversation": MESSAGES,
+    "system_prompt": "string",
+    "model": "string",
+    "score": "float64",
+}
+DPO_FEATURES: RowTypes = {
+    "uuid": "string",
+    "prompt": MESSAGES,
+    "chosen": MESSAGES,
+    "rejected": MESSAGES,
+    "score_chosen": "float64",
+    "score_rejected": "float64",
+    "margin": "float64",
+    "chosen_from": "string",
+    "tie": "bool",
+    "by_convention": "bool",
+}
 
 
 class DPOConfig(StrictModel):
@@ -230,7 +223,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
             columns=COLUMNS,
             constants={"gen_config": gen_config(cfg)},
             system_in_conversation=cfg.include_system_prompt,
-            arrow_schema_json=json.dumps(FEATURES.to_dict()),
+            row_types=FEATURES,
             nullable=NULLABLE,
             input_batch_size=cfg.batch_size,
         )

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from datasets import Sequence, Value
 from pydantic import PrivateAttr
 
 from magpie_hub.config import CurateConfig
@@ -22,7 +21,7 @@ from magpie_hub.errors import ConfigError, ModelNotFoundError
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import Tagger
 
-STRING = Value("string")
+STRING = "string"
 
 
 def _generator(column: str) -> dict[str, Any]:
@@ -228,7 +227,7 @@ def register_taggers(register: Callable[[Tagger], None]) -> None:
     register(
         judge_tagger(
             "category",
-            {"task_category": STRING, "other_task_category": Sequence(STRING)},
+            {"task_category": STRING, "other_task_category": [STRING]},
             "task_category_generator",
             "The judge picks the task category (and other categories).",
         )
@@ -265,15 +264,15 @@ def register_taggers(register: Callable[[Tagger], None]) -> None:
             name="reward",
             description="Reward-model score of the response (and the base response, for pairs).",
             columns={
-                "instruct_reward": Value("float64"),
-                "base_reward": Value("float64"),
-                "reward_difference": Value("float64"),
+                "instruct_reward": "float64",
+                "base_reward": "float64",
+                "reward_difference": "float64",
                 "reward_model": STRING,
             },
             stored={
-                "instruct_reward": Value("float64"),
-                "base_reward": Value("float64"),
-                "reward_difference": Value("float64"),
+                "instruct_reward": "float64",
+                "base_reward": "float64",
+                "reward_difference": "float64",
             },
             make_step=make_reward,
             finalize=reward_finalize,
@@ -286,11 +285,11 @@ def register_taggers(register: Callable[[Tagger], None]) -> None:
             name="near_dup",
             description="Embedding near-duplicates: FAISS neighbours, one survivor per group.",
             columns={
-                "min_neighbor_distance": Value("float64"),
-                "repeat_count": Value("int64"),
+                "min_neighbor_distance": "float64",
+                "repeat_count": "int64",
                 "min_similar_uuid": STRING,
             },
-            stored={"embedding": Sequence(Value("float32"))},
+            stored={"embedding": ["float32"]},
             make_step=lambda ctx: EmbedTags(
                 name="tag_near_dup",
                 tagger="near_dup",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import tiny_config, write_config
-from datasets import load_dataset
+from datasets import List, Value, load_dataset
 
 from magpie_hub.engines.base import file_sha256
 
@@ -112,7 +112,12 @@ def test_build_loads_with_datasets(tiny_build: Path) -> None:
     assert ds.num_rows == len(rows_of(tiny_build))
     from magpie_hub_plugins.recipe_magpie import FEATURES
 
-    assert ds.features == FEATURES
+    from magpie_hub.row_types import features
+
+    assert ds.features == features(FEATURES)
+    assert ds.features["conversation"] == List(
+        {"role": Value("string"), "content": Value("string")}
+    )
 
 
 def test_same_seed_same_rows_and_rerun_is_a_no_op(cli, tiny_build, tiny_model, tmp_path) -> None:

@@ -16,6 +16,7 @@ import pytest
 from magpie_hub.errors import ReviewError
 from magpie_hub.review.settings import ab_order
 from magpie_hub.review.sync import review_pull, review_push, review_status, stratified_sample
+from magpie_hub.row_types import shard_schema
 
 pytestmark = pytest.mark.argilla
 
@@ -54,7 +55,7 @@ def make_build(folder: Path, n: int, recipe: str = "magpie-ultra") -> Path:
         }
         rows.append({k: row.get(k) for k in features})
     (folder / "data").mkdir(parents=True)
-    table = pa.Table.from_pylist(rows, schema=features.arrow_schema)
+    table = pa.Table.from_pylist(rows, schema=shard_schema(features))
     pq.write_table(table, folder / "data" / "train-00000-of-00001.parquet")
     manifest = {"status": "complete", "recipe": recipe, "counts": {"generated": n}}
     (folder / "manifest.json").write_text(json.dumps(manifest))

@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from magpie_hub.row_types import shard_schema
+
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 from synthetic_build import write_build, write_tags
 
@@ -200,7 +202,7 @@ def merged_whole(build: Path, features: Any, num_rows: int, keep: int | None) ->
         rows = pa.array([indices[n] for n in picked], pa.int64())
         tables.append(table.take(pa.array(picked, pa.int64())).append_column("__row", rows))
     merged = pa.concat_tables(tables).sort_by("__row").drop_columns(["__row"])
-    return (merged.slice(0, keep) if keep is not None else merged).cast(features.arrow_schema)
+    return (merged.slice(0, keep) if keep is not None else merged).cast(shard_schema(features))
 
 
 @pytest.mark.parametrize("keep", [None, 700])
@@ -241,7 +243,7 @@ def test_streamed_views_write_what_whole_lists_write(tmp_path: Path) -> None:
     }
     for name, made in whole.items():
         expected = tmp_path / f"{name}.parquet"
-        schema = views[name].features.arrow_schema
+        schema = shard_schema(views[name].features)
         pq.write_table(pa.Table.from_pylist(made, schema=schema), expected)
         written = folder.view_dir(name) / "train-00000-of-00001.parquet"
         assert written.read_bytes() == expected.read_bytes()

@@ -10,6 +10,18 @@ from pathlib import Path
 
 from conftest import tiny_config, write_config
 
+EMBEDDED_CONFIG = """
+recipe = "magpie"
+num_rows = 4
+batch_size = 2
+[engine]
+model = "embedded:smollm2"
+[instruction]
+max_new_tokens = 64
+[response]
+max_new_tokens = 16
+"""
+
 
 def _python(code: str) -> dict[str, object]:
     out = subprocess.run(
@@ -122,3 +134,32 @@ def test_distilabel_cache_files_are_not_written(cli, tiny_model: Path, tmp_path:
     assert any(p.suffix == ".parquet" for p in (out / ".magpie" / "distilabel").rglob("*"))
     assert json.loads((out / "manifest.json").read_text())["counts"]["generated"] >= 1
     assert (base.BasePipeline._cache, local.create_distiset) == before  # patches undone
+
+
+def test_the_first_request_is_sent_before_datasets_is_imported(
+    embedded_model: Path, tmp_path: Path
+) -> None:
+    """`datasets` (with pandas and the Hub client) costs 0.4-0.9 s: a build on the embedded
+    model sends its first prompts without it; it is imported for the shards at the end."""
+    config = write_config(tmp_path / "c.toml", EMBEDDED_CONFIG)
+    seen = tmp_path / "seen.jsonl"
+    _python(
+        "import json, os, sys\n"
+        "from magpie_hub.engines.base import RawTextLLM\n"
+        "from magpie_hub.cli.main import main\n"
+        "original = RawTextLLM.generate\n"
+        "def generate(self, *args, **kwargs):\n"
+        f"    with open({str(seen)!r}, 'a') as fh:\n"
+        "        fh.write(json.dumps('datasets' in sys.modules) + '\\n')\n"
+        "    return original(self, *args, **kwargs)\n"
+        "generate.__signature__ = __import__('inspect').signature(original)\n"
+        "RawTextLLM.generate = generate\n"
+        "try:\n"
+        f"    main(['generate', {str(config)!r}, '--out', {str(tmp_path / 'b')!r}, '-q'])\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "print(json.dumps({'datasets': 'datasets' in sys.modules}))"
+    )
+    requests = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert requests and not any(requests)
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["counts"]["generated"] >= 1

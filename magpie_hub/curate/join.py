@@ -107,10 +107,10 @@ class TagJoin:
 
     def features(self, tagger: Tagger | None = None) -> Any:
         """`datasets.Features` of the tag columns given (of one tagger, or all in order)."""
-        from datasets import Features
+        from magpie_hub.row_types import features
 
         taggers = [tagger] if tagger else self.taggers
-        return Features({c: t.columns[c] for t in taggers for c in self.present[t.name]})
+        return features({c: t.columns[c] for t in taggers for c in self.present[t.name]})
 
     def report(self, rows: int) -> dict[str, Any]:
         """Per tagger: the columns given, errors by reason, rows tagged and its plugin."""

@@ -28,9 +28,10 @@ def done_key(tagger: str) -> str:
 
 
 def store_features(columns: dict[str, Any]) -> Any:
-    from datasets import Features, Value
+    """`datasets.Features` of a store's chunks: uuid, the stored columns (row types), error."""
+    from magpie_hub.row_types import features
 
-    return Features({"uuid": Value("string"), **columns, ERROR: Value("string")})
+    return features({"uuid": "string", **columns, ERROR: "string"})
 
 
 def commit_chunk(folder: Path, schema_json: str, rows: list[dict[str, Any]], tagger: str) -> None:

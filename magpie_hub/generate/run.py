@@ -23,6 +23,7 @@ from magpie_hub.execution import connect_ray, for_backend, machine_cores, prepar
 from magpie_hub.plugins import get_registry
 from magpie_hub.prompts.templates import PromptFormat, resolve
 from magpie_hub.registry import BuildContext, Engine, Recipe
+from magpie_hub.row_types import features
 from magpie_hub.running import ProgressCallback, run_pipeline
 
 
@@ -211,7 +212,7 @@ def run_build(
         "failed_rows": len(state.failed),
         "engine_events": summarize_events(folder.engine_events),
         "execution": plan.steps or plan.previous.get("execution", {}),
-        "features": plan.recipe.features.to_dict(),
+        "features": features(plan.recipe.features).to_dict(),
         "views": folder.write_views(views),
         "data_files": folder.data_files(),
     }
