@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import tiny_config, write_config
 
 EMBEDDED_CONFIG = """
@@ -139,8 +140,9 @@ def test_distilabel_cache_files_are_not_written(cli, tiny_model: Path, tmp_path:
 def test_the_first_request_is_sent_before_datasets_is_imported(
     embedded_model: Path, tmp_path: Path
 ) -> None:
-    """`datasets` (with pandas and the Hub client) costs 0.4-0.9 s: a build on the embedded
-    model sends its first prompts without it; it is imported for the shards at the end."""
+    """`datasets` (with pandas and the Hub client) costs 0.4-0.9 s, and scipy (networkx's
+    trophic levels) 0.15 s: a build on the embedded model sends its first prompts without
+    them; `datasets` is imported for the shards at the end."""
     config = write_config(tmp_path / "c.toml", EMBEDDED_CONFIG)
     seen = tmp_path / "seen.jsonl"
     _python(
@@ -150,7 +152,8 @@ def test_the_first_request_is_sent_before_datasets_is_imported(
         "original = RawTextLLM.generate\n"
         "def generate(self, *args, **kwargs):\n"
         f"    with open({str(seen)!r}, 'a') as fh:\n"
-        "        fh.write(json.dumps('datasets' in sys.modules) + '\\n')\n"
+        "        seen = ['datasets' in sys.modules, 'scipy' in sys.modules]\n"
+        "        fh.write(json.dumps(seen) + '\\n')\n"
         "    return original(self, *args, **kwargs)\n"
         "generate.__signature__ = __import__('inspect').signature(original)\n"
         "RawTextLLM.generate = generate\n"
@@ -161,5 +164,22 @@ def test_the_first_request_is_sent_before_datasets_is_imported(
         "print(json.dumps({'datasets': 'datasets' in sys.modules}))"
     )
     requests = [json.loads(line) for line in seen.read_text().splitlines()]
-    assert requests and not any(requests)
+    assert requests and not any(datasets or scipy for datasets, scipy in requests)
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["counts"]["generated"] >= 1
+
+
+@pytest.mark.parametrize(
+    "edges",
+    [
+        [("a", "b"), ("b", "c"), ("c", "d")],  # a recipe's chain
+        [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")],  # diamond
+        [("a", "b"), ("b", "c"), ("a", "c"), ("c", "d"), ("x", "d")],  # uneven, two roots
+    ],
+)
+def test_trophic_levels_are_networkx_s(edges: list[tuple[str, str]]) -> None:
+    import networkx as nx
+
+    from magpie_hub.running import trophic_levels
+
+    graph = nx.DiGraph(edges)
+    assert trophic_levels(graph) == pytest.approx(nx.trophic_levels(graph))
