@@ -124,9 +124,33 @@ def defer(name: str) -> None:
         sys.modules[name] = _StandIn(name, spec)
 
 
+def import_distilabel_without_its_excepthook() -> None:
+    """`import distilabel`, whose `__init__` installs rich's traceback hook with
+    `show_locals=True` for the whole process: every uncaught exception then printed each
+    frame's local variables (an HF token or Argilla key among them), and importing
+    `rich.traceback` took 0.08 s. The hook is not installed; `rich.traceback` stays
+    importable for whoever wants it."""
+    if "distilabel" in sys.modules:
+        return
+    hook, real = sys.excepthook, sys.modules.get("rich.traceback")
+    if real is None:
+        quiet = types.ModuleType("rich.traceback")
+        quiet.install = lambda **kwargs: None  # type: ignore[attr-defined]
+        sys.modules["rich.traceback"] = quiet
+    try:
+        importlib.import_module("distilabel")
+    except ImportError:
+        pass
+    finally:
+        if real is None and sys.modules.get("rich.traceback") is quiet:
+            del sys.modules["rich.traceback"]
+        sys.excepthook = hook
+
+
 def install() -> None:
     """Put the stand-ins in place: at `import magpie_hub`, and as a Ray worker's setup hook
     (its steps import distilabel before magpie_hub)."""
+    import_distilabel_without_its_excepthook()
     for name in LAZY_PACKAGES:
         defer_package_init(name)
     for name in DEFERRED:

@@ -183,3 +183,23 @@ def test_trophic_levels_are_networkx_s(edges: list[tuple[str, str]]) -> None:
 
     graph = nx.DiGraph(edges)
     assert trophic_levels(graph) == pytest.approx(nx.trophic_levels(graph))
+
+
+def test_an_uncaught_error_prints_no_local_variables() -> None:
+    """distilabel's `__init__` installed rich's traceback hook with `show_locals=True`: an
+    uncaught exception (or any error with MAGPIE_HUB_DEBUG=1) printed every frame's
+    variables, a token among them. The hook is not installed; rich.traceback still works."""
+    code = (
+        "import sys, magpie_hub.cli.main, distilabel.pipeline.local\n"
+        "assert sys.excepthook is sys.__excepthook__, sys.excepthook\n"
+        "assert 'rich.traceback' not in sys.modules\n"
+        "import rich.traceback\n"
+        "assert rich.traceback.Traceback.__name__ == 'Traceback'\n"
+        "def push(token):\n"
+        "    raise RuntimeError('the Hub said no')\n"
+        "push('hf_' + 'NOT_A_REAL_TOKEN_' * 2)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "RuntimeError: the Hub said no" in out.stderr
+    assert "NOT_A_REAL_TOKEN" not in out.stderr, out.stderr
