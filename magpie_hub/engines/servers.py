@@ -15,11 +15,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from magpie_hub.errors import EngineError
+
+if TYPE_CHECKING:
+    import httpx  # imported when a pool opens: 0.09 s that a local build does not need
 
 ENGINE_EVENTS_ENV = "MAGPIE_HUB_ENGINE_EVENTS"
 """Names a file to which engines append what happened to their servers, as JSON lines."""
@@ -42,6 +43,8 @@ class ServerPool:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def open(self) -> None:
+        import httpx
+
         for url in self.urls:
             self._clients[url] = httpx.Client(
                 base_url=url, headers=self.headers, timeout=self.timeout
@@ -70,6 +73,8 @@ class ServerPool:
 
     def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         """POST to one healthy server; on a retryable failure, to the next."""
+        import httpx
+
         last = "no attempt"
         for attempt in range(self.rounds * len(self.urls)):
             url = self._pick()
