@@ -39,6 +39,14 @@ def engine_steps(pipeline: Any) -> Iterator[tuple[Any, RawTextLLM]]:
             yield step, llm
 
 
+def preload_engines(pipeline: Any, execution: ExecutionConfig) -> None:
+    """On the local backend, start each engine's `preload` (the step processes forked from
+    this one take what it loads); `running.run_pipeline` waits for it before forking."""
+    if execution.backend == "local":
+        for _, llm in engine_steps(pipeline):
+            llm.preload()
+
+
 def prepare_steps(
     pipeline: Any, execution: ExecutionConfig, env: dict[str, str], *, cores: int | None
 ) -> tuple[dict[str, Any], str | None]:

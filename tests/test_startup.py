@@ -7,7 +7,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from conftest import tiny_config, write_config
 
@@ -207,3 +209,54 @@ def test_an_uncaught_error_prints_no_local_variables() -> None:
     assert out.returncode == 1
     assert "RuntimeError: the Hub said no" in out.stderr
     assert "NOT_A_REAL_TOKEN" not in out.stderr, out.stderr
+
+
+def _build_observed(config: Path, out: Path, log: Path, *, preload: bool) -> list[dict[str, Any]]:
+    """Run `generate` in a fresh process; per engine call: its process, whether its model
+    was preloaded in the driver, its threads. The driver keeps no preload after the run."""
+    after = _python(
+        "import json, os, sys\n"
+        "from magpie_hub.engines.base import PRELOADS, RawTextLLM\n"
+        "from magpie_hub_plugins.engine_llamacpp import LlamaCppLLM\n"
+        "from magpie_hub.cli.main import main\n"
+        f"if not {preload!r}:\n"
+        "    LlamaCppLLM.preload = lambda self: None\n"
+        "taken = PRELOADS.take\n"
+        "def take(key):\n"
+        "    item = taken(key)\n"
+        "    os.environ['TOOK'] = str(item is not None)\n"
+        "    return item\n"
+        "PRELOADS.take = take\n"
+        "original = RawTextLLM.generate\n"
+        "def generate(self, *args, **kwargs):\n"
+        f"    with open({str(log)!r}, 'a') as fh:\n"
+        "        seen = {'pid': os.getpid(), 'took': os.environ['TOOK'] == 'True',\n"
+        "                'threads': self._model.n_threads, 'wanted': self._n_threads()}\n"
+        "        fh.write(json.dumps(seen) + '\\n')\n"
+        "    return original(self, *args, **kwargs)\n"
+        "generate.__signature__ = __import__('inspect').signature(original)\n"
+        "RawTextLLM.generate = generate\n"
+        "try:\n"
+        f"    main(['generate', {str(config)!r}, '--out', {str(out)!r}, '-q'])\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "print(json.dumps({'driver_keeps': len(PRELOADS.items)}))"
+    )
+    assert after == {"driver_keeps": 0}
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_step_processes_take_the_model_the_driver_preloaded(
+    embedded_model: Path, tmp_path: Path
+) -> None:
+    """llama.cpp models load once in the driver, in a thread while it sets up, and every
+    forked step process takes it (on its own share of threads) instead of loading its own;
+    the rows are the same as when each process loads the model."""
+    config = write_config(tmp_path / "c.toml", EMBEDDED_CONFIG)
+    calls = _build_observed(config, tmp_path / "pre", tmp_path / "pre.jsonl", preload=True)
+    assert len({c["pid"] for c in calls}) >= 2  # instruction and response processes
+    assert all(c["took"] and c["threads"] == c["wanted"] for c in calls), calls
+    own = _build_observed(config, tmp_path / "own", tmp_path / "own.jsonl", preload=False)
+    assert not any(c["took"] for c in own)
+    rows = [pq.read_table(tmp_path / b / "data").to_pylist() for b in ("pre", "own")]
+    assert rows[0] and rows[0] == rows[1]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -117,6 +118,49 @@ def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+class Preloads:
+    """What engines loaded in the driver for the step processes it forks, by key. Loads
+    run in threads, overlapping the driver's remaining set-up; `wait` before forking."""
+
+    def __init__(self) -> None:
+        self.items: dict[Any, Any] = {}
+        self.threads: list[threading.Thread] = []
+
+    def start(self, key: Any, make: Callable[[], Any]) -> None:
+        if key in self.items:
+            return
+        self.items[key] = None
+
+        def run() -> None:
+            try:
+                self.items[key] = make()
+            except Exception:
+                self.items.pop(key, None)
+
+        thread = threading.Thread(target=run, name="magpie-hub-preload", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def wait(self) -> None:
+        """Let every load finish: nothing may be loading when the driver forks."""
+        while self.threads:
+            self.threads.pop().join()
+
+    def take(self, key: Any) -> Any:
+        """The item for `key`, once per process (a forked step process has its own copy),
+        or None: none was preloaded, or loads had not finished when this process forked."""
+        return None if self.threads else self.items.pop(key, None)
+
+    def clear(self) -> None:
+        """Drop the driver's items once the run is over."""
+        self.wait()
+        self.items.clear()
+
+
+PRELOADS = Preloads()
+"""Used by `generate` on the local backend: engines' `preload`, then `wait` before the run."""
+
+
 class RawTextLLM(LLM):
     """A distilabel LLM that completes raw prompt text, one seed per prompt."""
 
@@ -143,6 +187,11 @@ class RawTextLLM(LLM):
     def load(self) -> None:
         os.environ.update(self.run_env)
         super().load()
+
+    def preload(self) -> None:
+        """Start loading, in the driver, what the step processes forked from it can take
+        instead of loading it each (`PRELOADS`); called only before a local pipeline
+        forks. The driver must never compute on it. Default: nothing."""
 
     @classmethod
     def for_model(cls, cfg: EngineConfig, info: ModelInfo) -> RawTextLLM:

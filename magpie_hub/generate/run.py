@@ -19,7 +19,14 @@ from magpie_hub.config import InstructionSampling, RunConfig, redacted_dump
 from magpie_hub.engines.base import ModelInfo, RawTextLLM
 from magpie_hub.engines.servers import ENGINE_EVENTS_ENV, summarize_events
 from magpie_hub.errors import ConfigError
-from magpie_hub.execution import connect_ray, for_backend, machine_cores, prepare_steps, run_env
+from magpie_hub.execution import (
+    connect_ray,
+    for_backend,
+    machine_cores,
+    preload_engines,
+    prepare_steps,
+    run_env,
+)
 from magpie_hub.plugins import get_registry
 from magpie_hub.prompts.templates import PromptFormat, resolve
 from magpie_hub.registry import BuildContext, Engine, Recipe
@@ -230,6 +237,7 @@ def _run_rows(
     """One pipeline run over the row indices `todo`."""
     config, folder, model = plan.config, plan.folder, plan.model
     pipeline = build_pipeline(plan, todo)
+    preload_engines(pipeline, config.execution)
     env = {**run_env(), ENGINE_EVENTS_ENV: str(folder.engine_events)}
     chosen, warning = prepare_steps(pipeline, config.execution, env, cores=plan.cores)
     if warning and on_warning:
