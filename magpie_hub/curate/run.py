@@ -27,7 +27,14 @@ from magpie_hub.curate.kit import TagContext, WriteTags
 from magpie_hub.curate.store import CommittedCount, TagStore, cache_key, store_features
 from magpie_hub.curate.tag_rows import TagRows
 from magpie_hub.errors import BuildFolderError
-from magpie_hub.execution import connect_ray, for_backend, machine_cores, prepare_steps, run_env
+from magpie_hub.execution import (
+    connect_ray,
+    for_backend,
+    machine_cores,
+    preload_engines,
+    prepare_steps,
+    run_env,
+)
 from magpie_hub.plugins import get_registry
 from magpie_hub.registry import Tagger, View
 from magpie_hub.running import ProgressCallback as Progress
@@ -219,6 +226,7 @@ def _run_pipeline(
     counts = [CommittedCount(p) for p in plan.stores.values()]
     before = sum(count() for count in counts)
     done = lambda: sum(count() for count in counts) - before  # noqa: E731
+    preload_engines(pipeline, plan.execution)
     chosen, warning = prepare_steps(pipeline, plan.execution, run_env(), cores=plan.cores)
     if warning:
         log.warning(warning)
