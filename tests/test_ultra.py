@@ -20,6 +20,7 @@ from magpie_hub.prompts.urial import (
     load_urial,
     template_markers,
 )
+from magpie_hub.row_types import features
 
 CHAT_PROMPTS = [
     "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
@@ -221,7 +222,7 @@ def test_tiny_end_to_end_with_a_real_reward_model(
     manifest = json.loads((build / "manifest.json").read_text())
     assert manifest["extra_models"]["base"]["id"] == tiny_base_model.name
     dpo = load_dataset(str(build / "data" / "dpo"), split="train")
-    assert dpo.features == DPO_FEATURES
+    assert dpo.features == features(DPO_FEATURES)
     counts = manifest["views"]["dpo"]
     assert counts["rows"] == len(dpo) == len(rows) and counts["dropped_tie"] == 0
     by_uuid = {r["uuid"]: r for r in rows}
