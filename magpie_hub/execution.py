@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from magpie_hub.errors import ConfigError, EngineError, MissingDependencyError
@@ -39,11 +39,11 @@ def engine_steps(pipeline: Any) -> Iterator[tuple[Any, RawTextLLM]]:
             yield step, llm
 
 
-def preload_engines(pipeline: Any, execution: ExecutionConfig) -> None:
+def preload_engines(llms: Iterable[RawTextLLM], execution: ExecutionConfig) -> None:
     """On the local backend, start each engine's `preload` (the step processes forked from
     this one take what it loads); `running.run_pipeline` waits for it before forking."""
     if execution.backend == "local":
-        for _, llm in engine_steps(pipeline):
+        for llm in llms:
             llm.preload()
 
 

@@ -12,9 +12,8 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from distilabel.pipeline.local import Pipeline
 from distilabel.steps.generators.data import LoadDataFromDicts
 from magpie_hub_plugins.recipe_lamini import COUNTS, default_rows, describe_source
 from pydantic import Field, model_validator
@@ -38,6 +37,9 @@ from magpie_hub.release.card import CardContext
 from magpie_hub.row_streams import made_view
 from magpie_hub.row_types import RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
+
+if TYPE_CHECKING:
+    from distilabel.pipeline.local import Pipeline
 
 DATA = Path(__file__).parent / "data"
 BUILTIN_TEXTS = DATA / "synth_texts.jsonl"
@@ -195,7 +197,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
         else:  # target `kept` ran past the corpus: nothing left to read
             empty = {"text": "", "text_index": None, "piece": None, "pieces": None}
             data.append({"row_index": i, **empty, "earlier": []})
-    with Pipeline(name="magpie-hub-instruct-synth", cache_dir=ctx.cache_dir) as pipeline:
+    with ctx.pipeline("instruct-synth") as pipeline:
         rows = LoadDataFromDicts(name="rows", data=data, batch_size=cfg.batch_size)
         task = SynthesizePairs(
             name="synthesize",

@@ -11,9 +11,8 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from distilabel.pipeline.local import Pipeline
 from pydantic import Field
 
 from magpie_hub.config import ResponseSampling, RunConfig, SamplingConfig
@@ -26,6 +25,9 @@ from magpie_hub.registry import BuildContext, CardSection, Recipe, ReviewSpec, r
 from magpie_hub.release.card import CardContext
 from magpie_hub.row_types import RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
+
+if TYPE_CHECKING:
+    from distilabel.pipeline.local import Pipeline
 
 DATA = Path(__file__).parent / "data"
 BUILTIN_SEEDS = DATA / "lamini_seeds.txt"
@@ -113,7 +115,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
     seeds, topics = read_seeds(cfg), read_topics(cfg)
     inputs = {"seeds": seeds.record, "topics": topics.record if topics else None}
     common = {**prompt_fields(fmt), "seed": cfg.seed, "input_batch_size": cfg.batch_size}
-    with Pipeline(name="magpie-hub-lamini", cache_dir=ctx.cache_dir) as pipeline:
+    with ctx.pipeline("lamini") as pipeline:
         rows = ctx.row_source()
         listed = GenerateListedInstructions(
             name="instructions",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from distilabel.pipeline.local import Pipeline
 from pydantic import field_validator
 
 from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
@@ -17,6 +17,9 @@ from magpie_hub.prompts.templates import PromptFormat
 from magpie_hub.registry import BuildContext, Recipe, ReviewSpec, recipe_config
 from magpie_hub.row_types import RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
+
+if TYPE_CHECKING:
+    from distilabel.pipeline.local import Pipeline
 
 INSTRUCTION_FEATURES = sampling_features(InstructionSampling)
 RESPONSE_FEATURES = sampling_features(ResponseSampling)
@@ -84,7 +87,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
         "response": cfg.response.model_dump(),
     }
     common = {**prompt_fields(fmt), "seed": cfg.seed, "input_batch_size": cfg.batch_size}
-    with Pipeline(name="magpie-hub-magpie", cache_dir=ctx.cache_dir) as pipeline:
+    with ctx.pipeline("magpie") as pipeline:
         rows = ctx.row_source()
         instruction = GenerateInstruction(
             name="instruction",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from distilabel.pipeline.local import Pipeline
 from magpie_hub_plugins.recipe_magpie import INSTRUCTION_FEATURES, RESPONSE_FEATURES
 from pydantic import Field, model_validator
 
@@ -17,6 +17,9 @@ from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import BuildContext, Recipe, ReviewSpec
 from magpie_hub.row_types import RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields
+
+if TYPE_CHECKING:
+    from distilabel.pipeline.local import Pipeline
 
 MAGPIE_MT_SYSTEM_PROMPT = (
     "You are a helpful AI assistant. The user will engage in a multi-round conversation with "
@@ -85,7 +88,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
             "multi-turn needs the model's chat template; a preset has none",
             hint='Use `engine.template = "auto"`, or give `engine.chat_template`.',
         )
-    with Pipeline(name="magpie-hub-magpie-mt", cache_dir=ctx.cache_dir) as pipeline:
+    with ctx.pipeline("magpie-mt") as pipeline:
         rows = ctx.row_source()
         conversation = GenerateConversation(
             name="conversation",

@@ -13,9 +13,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from distilabel.pipeline.local import Pipeline
 from magpie_hub_plugins.recipe_magpie import (
     INSTRUCTION_FEATURES,
     RESPONSE_FEATURES,
@@ -49,6 +48,9 @@ from magpie_hub.release.card import CardContext
 from magpie_hub.row_streams import made_view
 from magpie_hub.row_types import RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
+
+if TYPE_CHECKING:
+    from distilabel.pipeline.local import Pipeline
 
 
 class BaseSampling(ResponseSampling):
@@ -174,7 +176,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
     if cfg.turns > 1 and fmt.chat_template is None:
         raise ConfigError("turns > 1 needs the model's chat template", field="turns")
     common = {**prompt_fields(fmt), "seed": cfg.seed, "input_batch_size": cfg.batch_size}
-    with Pipeline(name="magpie-hub-magpie-ultra", cache_dir=ctx.cache_dir) as pipeline:
+    with ctx.pipeline("magpie-ultra") as pipeline:
         rows = ctx.row_source()
         if cfg.turns == 1:
             first: Any = GenerateInstruction(

@@ -260,3 +260,17 @@ def test_step_processes_take_the_model_the_driver_preloaded(
     assert not any(c["took"] for c in own)
     rows = [pq.read_table(tmp_path / b / "data").to_pylist() for b in ("pre", "own")]
     assert rows[0] and rows[0] == rows[1]
+
+
+def test_loading_the_plugins_leaves_distilabel_s_pipeline_for_the_build() -> None:
+    """Recipes get their `Pipeline` from `BuildContext.pipeline`, so a build has planned
+    and started loading its model before distilabel's pipeline module (networkx) loads."""
+    seen = _python(
+        "import json, sys, magpie_hub.cli.main\n"
+        "from magpie_hub.plugins import get_registry\n"
+        "recipes = sorted(get_registry().recipes)\n"
+        "print(json.dumps({'recipes': len(recipes) >= 5, "
+        "'pipeline': 'distilabel.pipeline.local' in sys.modules, "
+        "'networkx': 'networkx' in sys.modules}))"
+    )
+    assert seen == {"recipes": True, "pipeline": False, "networkx": False}

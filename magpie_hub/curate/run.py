@@ -29,6 +29,7 @@ from magpie_hub.curate.tag_rows import TagRows
 from magpie_hub.errors import BuildFolderError
 from magpie_hub.execution import (
     connect_ray,
+    engine_steps,
     for_backend,
     machine_cores,
     preload_engines,
@@ -226,7 +227,7 @@ def _run_pipeline(
     counts = [CommittedCount(p) for p in plan.stores.values()]
     before = sum(count() for count in counts)
     done = lambda: sum(count() for count in counts) - before  # noqa: E731
-    preload_engines(pipeline, plan.execution)
+    preload_engines((llm for _, llm in engine_steps(pipeline)), plan.execution)
     chosen, warning = prepare_steps(pipeline, plan.execution, run_env(), cores=plan.cores)
     if warning:
         log.warning(warning)

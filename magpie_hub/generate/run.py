@@ -236,8 +236,9 @@ def _run_rows(
 ) -> None:
     """One pipeline run over the row indices `todo`."""
     config, folder, model = plan.config, plan.folder, plan.model
-    pipeline = build_pipeline(plan, todo)
-    preload_engines(pipeline, config.execution)
+    llms = [plan.engine.make_llm(config.engine, model)]
+    preload_engines([*llms, *(_make_extra_llm(plan, n) for n in plan.extras)], config.execution)
+    pipeline = build_pipeline(plan, todo)  # imports distilabel's pipeline while they load
     env = {**run_env(), ENGINE_EVENTS_ENV: str(folder.engine_events)}
     chosen, warning = prepare_steps(pipeline, config.execution, env, cores=plan.cores)
     if warning and on_warning:
