@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from magpie_hub.errors import ConfigError, EngineError, MissingDependencyError
@@ -39,12 +40,20 @@ def engine_steps(pipeline: Any) -> Iterator[tuple[Any, RawTextLLM]]:
             yield step, llm
 
 
-def preload_engines(llms: Iterable[RawTextLLM], execution: ExecutionConfig) -> None:
-    """On the local backend, start each engine's `preload` (the step processes forked from
-    this one take what it loads); `running.run_pipeline` waits for it before forking."""
+@contextmanager
+def preloading(llms: Iterable[RawTextLLM], execution: ExecutionConfig) -> Iterator[None]:
+    """On the local backend, start each engine's `preload` for the block (the step
+    processes forked from this one take what it loads; `running.run_pipeline` waits for
+    it before forking); what was loaded is dropped when the block ends, failed or not."""
+    from magpie_hub.engines.base import PRELOADS
+
     if execution.backend == "local":
         for llm in llms:
             llm.preload()
+    try:
+        yield
+    finally:
+        PRELOADS.clear()
 
 
 def prepare_steps(

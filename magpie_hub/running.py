@@ -41,8 +41,10 @@ def run_pipeline(
 
         disable_progress_bar()
     clear_distilabel_cache(pipeline)
+    from magpie_hub.engines.base import PRELOADS
+
+    PRELOADS.wait()  # engines' preloads (`execution.preloading`): none may load in a fork
     with (
-        _preloads_settled(),
         _Poll(done, total, on_progress),
         stdout_to_stderr(),
         die_with_parent(),
@@ -64,20 +66,6 @@ def run_pipeline(
                 "engine ran out of memory, or the engine is broken)",
                 hint=f"The first error is in the log, {log}; check engine.model and re-run.",
             ) from exc
-
-
-@contextmanager
-def _preloads_settled() -> Iterator[None]:
-    """What engines preload in this process (`RawTextLLM.preload`) has finished loading
-    before distilabel forks (nothing may be loading in a thread then), and is dropped
-    once the run is over."""
-    from magpie_hub.engines.base import PRELOADS
-
-    PRELOADS.wait()
-    try:
-        yield
-    finally:
-        PRELOADS.clear()
 
 
 class _QuickSleep:

@@ -32,7 +32,7 @@ from magpie_hub.execution import (
     engine_steps,
     for_backend,
     machine_cores,
-    preload_engines,
+    preloading,
     prepare_steps,
     run_env,
 )
@@ -227,12 +227,12 @@ def _run_pipeline(
     counts = [CommittedCount(p) for p in plan.stores.values()]
     before = sum(count() for count in counts)
     done = lambda: sum(count() for count in counts) - before  # noqa: E731
-    preload_engines((llm for _, llm in engine_steps(pipeline)), plan.execution)
     chosen, warning = prepare_steps(pipeline, plan.execution, run_env(), cores=plan.cores)
     if warning:
         log.warning(warning)
     plan.steps = {"backend": plan.execution.backend, **chosen}
-    run_pipeline(for_backend(pipeline, plan.execution), done, total, on_progress)
+    with preloading((llm for _, llm in engine_steps(pipeline)), plan.execution):
+        run_pipeline(for_backend(pipeline, plan.execution), done, total, on_progress)
 
 
 def _write(plan: CuratePlan, join: TagJoin, seconds: float, computed: dict[str, int]) -> None:

@@ -23,7 +23,7 @@ from magpie_hub.execution import (
     connect_ray,
     for_backend,
     machine_cores,
-    preload_engines,
+    preloading,
     prepare_steps,
     run_env,
 )
@@ -235,10 +235,23 @@ def _run_rows(
     on_warning: Callable[[str], None] | None,
 ) -> None:
     """One pipeline run over the row indices `todo`."""
-    config, folder, model = plan.config, plan.folder, plan.model
+    config, model = plan.config, plan.model
     llms = [plan.engine.make_llm(config.engine, model)]
-    preload_engines([*llms, *(_make_extra_llm(plan, n) for n in plan.extras)], config.execution)
-    pipeline = build_pipeline(plan, todo)  # imports distilabel's pipeline while they load
+    llms += [_make_extra_llm(plan, name) for name in plan.extras]
+    with preloading(llms, config.execution):
+        _run_pipeline(plan, todo, attempts, on_progress, on_warning)
+
+
+def _run_pipeline(
+    plan: BuildPlan,
+    todo: list[int],
+    attempts: int,
+    on_progress: ProgressCallback | None,
+    on_warning: Callable[[str], None] | None,
+) -> None:
+    """Build, place and run the pipeline (the engines' models may be loading meanwhile)."""
+    config, folder, model = plan.config, plan.folder, plan.model
+    pipeline = build_pipeline(plan, todo)  # imports distilabel's pipeline while models load
     env = {**run_env(), ENGINE_EVENTS_ENV: str(folder.engine_events)}
     chosen, warning = prepare_steps(pipeline, config.execution, env, cores=plan.cores)
     if warning and on_warning:
