@@ -234,36 +234,25 @@ def _run_rows(
     on_progress: ProgressCallback | None,
     on_warning: Callable[[str], None] | None,
 ) -> None:
-    """One pipeline run over the row indices `todo`."""
-    config, model = plan.config, plan.model
+    """One pipeline run over the row indices `todo`; the engines' models start loading
+    first, and load while the pipeline is built and placed."""
+    config, folder, model = plan.config, plan.folder, plan.model
     llms = [plan.engine.make_llm(config.engine, model)]
     llms += [_make_extra_llm(plan, name) for name in plan.extras]
     with preloading(llms, config.execution):
-        _run_pipeline(plan, todo, attempts, on_progress, on_warning)
-
-
-def _run_pipeline(
-    plan: BuildPlan,
-    todo: list[int],
-    attempts: int,
-    on_progress: ProgressCallback | None,
-    on_warning: Callable[[str], None] | None,
-) -> None:
-    """Build, place and run the pipeline (the engines' models may be loading meanwhile)."""
-    config, folder, model = plan.config, plan.folder, plan.model
-    pipeline = build_pipeline(plan, todo)  # imports distilabel's pipeline while models load
-    env = {**run_env(), ENGINE_EVENTS_ENV: str(folder.engine_events)}
-    chosen, warning = prepare_steps(pipeline, config.execution, env, cores=plan.cores)
-    if warning and on_warning:
-        on_warning(warning)
-    plan.steps = {"backend": config.execution.backend, **chosen}
-    identity = _identity(config, model, plan.extras)
-    previous = folder.read_manifest() or plan.previous
-    folder.write_manifest(
-        {**previous, **identity, "render_date": plan.render_date, "status": "running"}
-    )
-    settled = lambda: len(folder.chunk_state().settled)  # noqa: E731
-    run_pipeline(for_backend(pipeline, config.execution), settled, attempts, on_progress)
+        pipeline = build_pipeline(plan, todo)  # imports distilabel's pipeline module
+        env = {**run_env(), ENGINE_EVENTS_ENV: str(folder.engine_events)}
+        chosen, warning = prepare_steps(pipeline, config.execution, env, cores=plan.cores)
+        if warning and on_warning:
+            on_warning(warning)
+        plan.steps = {"backend": config.execution.backend, **chosen}
+        identity = _identity(config, model, plan.extras)
+        previous = folder.read_manifest() or plan.previous
+        folder.write_manifest(
+            {**previous, **identity, "render_date": plan.render_date, "status": "running"}
+        )
+        settled = lambda: len(folder.chunk_state().settled)  # noqa: E731
+        run_pipeline(for_backend(pipeline, config.execution), settled, attempts, on_progress)
 
 
 def build_pipeline(plan: BuildPlan, todo: list[int]) -> Any:
