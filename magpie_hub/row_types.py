@@ -17,6 +17,9 @@ import pyarrow as pa
 RowType: TypeAlias = "str | list[Any] | dict[str, Any] | Any"
 RowTypes: TypeAlias = "Mapping[str, RowType]"
 
+MESSAGES: RowType = [{"role": "string", "content": "string"}]
+"""A chat: the `conversation` (or `prompt`, `chosen`, ...) column of every recipe."""
+
 
 def arrow_type(kind: RowType) -> pa.DataType:
     """The Arrow type of one column type."""

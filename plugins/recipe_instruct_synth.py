@@ -35,7 +35,7 @@ from magpie_hub.registry import (
 )
 from magpie_hub.release.card import CardContext
 from magpie_hub.row_streams import made_view
-from magpie_hub.row_types import RowTypes
+from magpie_hub.row_types import MESSAGES, RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 
 if TYPE_CHECKING:
@@ -58,7 +58,6 @@ class SynthSampling(SamplingConfig):
     max_new_tokens: int = Field(400, ge=1, le=32768)
 
 
-MESSAGES = [{"role": "string", "content": "string"}]
 PAIRS = [{"question": "string", "answer": "string"}]
 FEATURES: RowTypes = {
     "uuid": "string",

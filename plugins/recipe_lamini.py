@@ -23,7 +23,7 @@ from magpie_hub.hookspecs import hookimpl
 from magpie_hub.prompts.templates import PromptFormat
 from magpie_hub.registry import BuildContext, CardSection, Recipe, ReviewSpec, recipe_config
 from magpie_hub.release.card import CardContext
-from magpie_hub.row_types import RowTypes
+from magpie_hub.row_types import MESSAGES, RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ FEATURES: RowTypes = {
     "uuid": "string",
     "instruction": "string",
     "response": "string",
-    "conversation": [{"role": "string", "content": "string"}],
+    "conversation": MESSAGES,
     "source": "string",
     "seed_instructions": ["string"],
     "topics": ["string"],

@@ -15,7 +15,7 @@ from magpie_hub.hookspecs import hookimpl
 from magpie_hub.prompts.system_prompts import SystemPromptSpec, expand
 from magpie_hub.prompts.templates import PromptFormat
 from magpie_hub.registry import BuildContext, Recipe, ReviewSpec, recipe_config
-from magpie_hub.row_types import RowTypes
+from magpie_hub.row_types import MESSAGES, RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ FEATURES: RowTypes = {
     "uuid": "string",
     "instruction": "string",
     "response": "string",
-    "conversation": [{"role": "string", "content": "string"}],
+    "conversation": MESSAGES,
     "system_prompt": "string",
     "system_prompt_key": "string",
     "model": "string",

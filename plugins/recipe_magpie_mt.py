@@ -15,7 +15,7 @@ from magpie_hub.errors import ChatTemplateError
 from magpie_hub.generate.tasks import GenerateConversation
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.registry import BuildContext, Recipe, ReviewSpec
-from magpie_hub.row_types import RowTypes
+from magpie_hub.row_types import MESSAGES, RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ MAGPIE_MT_SYSTEM_PROMPT = (
 )
 FEATURES: RowTypes = {
     "uuid": "string",
-    "conversation": [{"role": "string", "content": "string"}],
+    "conversation": MESSAGES,
     "num_turns": "int64",
     "instruction": "string",
     "response": "string",

@@ -46,7 +46,7 @@ from magpie_hub.registry import (
 )
 from magpie_hub.release.card import CardContext
 from magpie_hub.row_streams import made_view
-from magpie_hub.row_types import RowTypes
+from magpie_hub.row_types import MESSAGES, RowTypes
 from magpie_hub.steps import WriteChunks, prompt_fields, sampling_features
 
 if TYPE_CHECKING:
@@ -59,7 +59,6 @@ class BaseSampling(ResponseSampling):
     urial_file: str | None = None
 
 
-MESSAGES = [{"role": "string", "content": "string"}]
 FEATURES: RowTypes = {
     "uuid": "string",
     "instruction": "string",
