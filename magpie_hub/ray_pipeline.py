@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ray
+from distilabel.pipeline.base import BasePipeline
 from distilabel.pipeline.ray import RayPipeline
 from ray import cloudpickle
 
@@ -97,6 +98,17 @@ class QuickQueuesRayPipeline(RayPipeline):
             return HubQueue(self._queue_hub, name)
 
         return make
+
+    def dump(self, **kwargs: Any) -> dict[str, Any]:
+        """distilabel's dump, typed as the local `Pipeline` as `RayPipeline.dump` does, but
+        without `from distilabel.pipeline import Pipeline`: that package `__init__` brings
+        `datasets` and pandas (0.45 s on the driver, before the first actor started)."""
+        from distilabel.pipeline.local import Pipeline
+        from distilabel.utils.serialization import TYPE_INFO_KEY
+
+        dumped = BasePipeline.dump(self, **kwargs)
+        dumped["pipeline"][TYPE_INFO_KEY] = {"module": Pipeline.__module__, "name": "Pipeline"}
+        return dumped
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """distilabel's run, then the queue hub's actor is ended (it would idle on)."""

@@ -285,3 +285,21 @@ def test_workers_that_cannot_import_magpie_hub_are_named(ray_cluster: str) -> No
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "lacks Python package magpie_hub (its Ray workers die at start)" in result.stdout
+
+
+def test_the_ray_pipeline_s_signature_leaves_datasets_unloaded() -> None:
+    """distilabel's `RayPipeline.dump` runs the `distilabel.pipeline` package `__init__`,
+    which imports `datasets` and pandas on the driver before any actor starts; ours types
+    the dump the same way without it."""
+    check = (
+        "import json, sys\n"
+        "from magpie_hub.ray_pipeline import QuickQueuesRayPipeline\n"
+        "from distilabel.pipeline.ray import RayPipeline\n"
+        "pipeline = QuickQueuesRayPipeline(name='t')\n"
+        "signature, ours = pipeline.signature, pipeline.dump()\n"
+        "loaded = [m for m in ('datasets', 'pandas') if m in sys.modules]\n"
+        "print(json.dumps({'loaded': loaded, 'same': ours == RayPipeline.dump(pipeline)}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout) == {"loaded": [], "same": True}
