@@ -149,8 +149,8 @@ def import_distilabel_without_its_excepthook() -> None:
 
 
 def install() -> None:
-    """Put the stand-ins in place: at `import magpie_hub`, and as a Ray worker's setup hook
-    (its steps import distilabel before magpie_hub)."""
+    """Put the stand-ins in place (at `import magpie_hub`: a Ray step actor's class is
+    ours, so its worker imports magpie_hub before distilabel)."""
     import_distilabel_without_its_excepthook()
     for name in LAZY_PACKAGES:
         defer_package_init(name)

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 RAY_INSTALL = "pip install 'magpie-hub[ray]'"
 PASSED_ENV_PREFIXES = ("MAGPIE_HUB_", "HF_", "DISTILABEL_", "VLLM_")
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
-WORKER_SETUP = "magpie_hub.deferred_imports.install"  # argilla deferred in step actors too
 GPU_SHARE = 0.9  # of the GPU memory, what vLLM reserves for one engine by default
 log = logging.getLogger(__name__)
 
@@ -210,7 +209,8 @@ def for_backend(pipeline: Any, execution: ExecutionConfig) -> Any:
     from magpie_hub.ray_pipeline import ray_pipeline
 
     engines = {step.name for step, _ in engine_steps(pipeline)}
-    return ray_pipeline(pipeline, engines)  # we connected already: distilabel reuses it
+    env = {"DISTILABEL_LOG_LEVEL": "WARNING", **run_env()}
+    return ray_pipeline(pipeline, engines, env)  # we connected already: distilabel reuses it
 
 
 def connect_ray(execution: ExecutionConfig, *, model_paths: list[str]) -> bool:
@@ -223,10 +223,8 @@ def connect_ray(execution: ExecutionConfig, *, model_paths: list[str]) -> bool:
     address = execution.address
     if address and not address.startswith("ray://") and address != "auto":
         _check_reachable(address)
-    if not ray.is_initialized():
-        env = {"DISTILABEL_LOG_LEVEL": "WARNING", **run_env()}
-        runtime_env = {"env_vars": env, "worker_process_setup_hook": WORKER_SETUP}
-        kwargs: dict[str, Any] = {"runtime_env": runtime_env, "log_to_driver": False}
+    if not ray.is_initialized():  # no runtime_env: see magpie_hub.ray_actors
+        kwargs: dict[str, Any] = {"log_to_driver": False}
         if not address:
             kwargs |= {"include_dashboard": False, "num_cpus": machine_cores()}
         try:
@@ -325,8 +323,12 @@ def check_nodes(paths: list[str], modules: list[str]) -> None:
     for node, task in zip(nodes, tasks, strict=True):
         try:
             missing = ray.get(task, timeout=120)
-        except ray.exceptions.WorkerCrashedError:  # its setup hook could not import us
-            missing = ["Python package magpie_hub (its Ray workers die at start)"]
+        except ray.exceptions.WorkerCrashedError:
+            raise EngineError(
+                f"Ray node {node['NodeManagerAddress']}: its workers die as they start",
+                hint="Check the Python environment that node's `ray start` ran from: it "
+                "needs magpie-hub installed, and any runtime_env it sets must import.",
+            ) from None
         if missing:
             raise EngineError(
                 f"Ray node {node['NodeManagerAddress']} lacks {', '.join(missing)}",

@@ -9,13 +9,12 @@ own. Each such actor unpickled what it carried, so the first batch put on each q
 that bare Ray worker import distilabel (1.0 to 2.3 s a queue on 2 cores, on the path of
 the first batch through every step), and the seven worker processes started one after
 another on the driver's node. Here all queues of a run live in one actor (`QueueHub`) on
-the driver's node, asking for no CPU, and hold pickled bytes.
+the driver's node, asking for no CPU, and hold pickled bytes. Steps run in our
+`StepActor`s (`magpie_hub.ray_actors`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import queue
 import uuid
 import warnings
 from collections.abc import Callable
@@ -24,69 +23,19 @@ from typing import Any
 import ray
 from distilabel.pipeline.base import BasePipeline
 from distilabel.pipeline.ray import RayPipeline
+from distilabel.pipeline.step_wrapper import _StepWrapper
 from ray import cloudpickle
 
 from magpie_hub.execution import driver_node
-
-
-class QueueHub:
-    """The queues of one pipeline run, by name, in one actor (async: a waiting `get`
-    blocks no other call)."""
-
-    def __init__(self) -> None:
-        self.queues: dict[str, asyncio.Queue[bytes]] = {}
-
-    def _queue(self, name: str) -> asyncio.Queue[bytes]:
-        return self.queues.setdefault(name, asyncio.Queue())
-
-    async def put(self, name: str, item: bytes) -> None:
-        self._queue(name).put_nowait(item)
-
-    async def get(self, name: str, block: bool, timeout: float | None) -> tuple[bool, bytes | None]:
-        """(True, item), or (False, None) when none is there (or came within `timeout`)."""
-        try:
-            if not block:
-                return True, self._queue(name).get_nowait()
-            return True, await asyncio.wait_for(self._queue(name).get(), timeout)
-        except (TimeoutError, asyncio.QueueEmpty):
-            return False, None
-
-    async def qsize(self, name: str) -> int:
-        return self._queue(name).qsize()
-
-
-class HubQueue:
-    """One named queue of a `QueueHub`, with the part of `queue.Queue` distilabel uses."""
-
-    def __init__(self, hub: Any, name: str) -> None:
-        self.hub, self.name = hub, name
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        ray.get(self.hub.put.remote(self.name, cloudpickle.dumps(item)))
-
-    def put_nowait(self, item: Any) -> None:
-        self.put(item)
-
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        ok, item = ray.get(self.hub.get.remote(self.name, block, timeout))
-        if not ok:
-            raise queue.Empty
-        return cloudpickle.loads(item)
-
-    def qsize(self) -> int:
-        return int(ray.get(self.hub.qsize.remote(self.name)))
-
-    def empty(self) -> bool:
-        return self.qsize() == 0
-
-    def shutdown(self) -> None:
-        """The hub outlives each queue; the pipeline ends it after its run."""
+from magpie_hub.ray_actors import HubQueue, QueueHub, StepActor
 
 
 class QuickQueuesRayPipeline(RayPipeline):
-    """`RayPipeline` whose queues are `HubQueue`s of one `QueueHub` on the driver's node."""
+    """`RayPipeline` whose queues are `HubQueue`s of one `QueueHub` on the driver's node and
+    whose steps run in `StepActor`s given the run's variables `env`."""
 
     _queue_hub: Any = None
+    env: dict[str, str] = {}
 
     @property
     def QueueClass(self) -> Callable[..., HubQueue]:
@@ -98,6 +47,28 @@ class QuickQueuesRayPipeline(RayPipeline):
             return HubQueue(self._queue_hub, name)
 
         return make
+
+    def _run_step(self, step: Any, input_queue: Any, replica: int) -> None:
+        """Start one replica of `step` as a `StepActor` with the step's resources."""
+        res = step.resources
+        options: dict[str, Any] = {"name": f"distilabel-{self.name}-{step.name}-{replica}"}
+        asked = {"num_cpus": res.cpus, "num_gpus": res.gpus, "memory": res.memory}
+        options |= {k: v for k, v in asked.items() if v is not None}
+        if res.resources is not None:
+            options["resources"] = res.resources
+        wrapper = _StepWrapper(
+            step=step,
+            replica=replica,
+            input_queue=input_queue,
+            output_queue=self._output_queue,
+            load_queue=self._load_queue,
+            dry_run=self._dry_run,
+            ray_pipeline=True,
+        )
+        actor = ray.remote(StepActor).options(**options)
+        pipeline = {"name": self.name, "cache_id": self.signature}
+        handle: Any = actor.remote(self.env, cloudpickle.dumps(wrapper), self._log_queue, pipeline)
+        handle.run.remote()
 
     def dump(self, **kwargs: Any) -> dict[str, Any]:
         """distilabel's dump, typed as the local `Pipeline` as `RayPipeline.dump` does, but
@@ -120,9 +91,11 @@ class QuickQueuesRayPipeline(RayPipeline):
                 self._queue_hub = None
 
 
-def ray_pipeline(pipeline: Any, engine_steps: set[str]) -> QuickQueuesRayPipeline:
+def ray_pipeline(
+    pipeline: Any, engine_steps: set[str], env: dict[str, str]
+) -> QuickQueuesRayPipeline:
     """`pipeline` as a `QuickQueuesRayPipeline` (what distilabel's `Pipeline.ray()` does),
-    the steps not in `engine_steps` pinned to this machine."""
+    the steps not in `engine_steps` pinned to this machine, every step given `env`."""
     for name in pipeline.dag:
         step = pipeline.dag.get_step(name)["step"]
         if name not in engine_steps:
@@ -136,6 +109,7 @@ def ray_pipeline(pipeline: Any, engine_steps: set[str]) -> QuickQueuesRayPipelin
         requirements=pipeline.requirements,
     )
     placed.dag = pipeline.dag
+    placed.env = env
     return placed
 
 

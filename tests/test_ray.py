@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -221,12 +222,12 @@ def test_a_node_without_the_model_file_or_package_is_named(ray_cluster: str) -> 
     assert "lacks Python package no_such_engine_lib" in lines[1]
 
 
-def test_queues_share_one_actor_carry_bytes_and_workers_defer_argilla(
+def test_queues_share_one_actor_carry_bytes_and_step_actors_defer_argilla(
     ray_cluster: str,
 ) -> None:
     """A run's queues live in one actor and hold pickled bytes (a queue actor of its own
-    each imported distilabel to unpickle its first batch); step actors start with argilla
-    deferred, as the CLI does."""
+    each imported distilabel to unpickle its first batch); a step actor has the run's
+    variables before it unpickles its step, and argilla deferred, as the CLI does."""
     check = (
         "import queue, ray, sys\n"
         "from magpie_hub.config import ExecutionConfig\n"
@@ -249,11 +250,21 @@ def test_queues_share_one_actor_carry_bytes_and_workers_defer_argilla(
         "        a.get(**kw)\n"
         "    except queue.Empty:\n"
         "        print('empty')\n"
-        "@ray.remote(num_cpus=0)\n"
-        "def argilla() -> str:\n"
-        "    import distilabel.steps, sys\n"
-        "    return type(sys.modules['argilla']).__name__\n"
-        "print(ray.get(argilla.remote()))\n"
+        "from magpie_hub.ray_actors import StepActor\n"
+        "from ray import cloudpickle\n"
+        "class Probe:\n"  # pickled by value, as a step wrapper is: nothing of ours imported
+        "    def __getstate__(self):\n"
+        "        return {'state': 1}\n"
+        "    def __setstate__(self, state):\n"
+        "        import os\n"
+        "        self.seen = os.environ.get('MAGPIE_HUB_PROBE')\n"
+        "    def run(self):\n"
+        "        import distilabel.steps, sys\n"
+        "        return f\"{self.seen} {type(sys.modules['argilla']).__name__}\"\n"
+        "actor = ray.remote(StepActor).options(num_cpus=0).remote(\n"
+        "    {'MAGPIE_HUB_PROBE': 'set'}, cloudpickle.dumps(Probe()), a,\n"
+        "    {'name': 't', 'cache_id': 'c'})\n"
+        "print(ray.get(actor.run.remote()))\n"
     )
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -264,11 +275,11 @@ def test_queues_share_one_actor_carry_bytes_and_workers_defer_argilla(
         "3 [[{'x': 1}]]",
         "empty",
         "empty",
-        "_StandIn",
+        "set _StandIn",
     ]
 
 
-def test_workers_that_cannot_import_magpie_hub_are_named(ray_cluster: str) -> None:
+def test_a_node_whose_workers_die_at_start_is_named(ray_cluster: str) -> None:
     check = (
         "import ray\n"
         "from magpie_hub.execution import check_nodes\n"
@@ -284,7 +295,7 @@ def test_workers_that_cannot_import_magpie_hub_are_named(ray_cluster: str) -> No
         [sys.executable, "-c", check], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "lacks Python package magpie_hub (its Ray workers die at start)" in result.stdout
+    assert re.search(r"Ray node [\d.]+: its workers die as they start", result.stdout)
 
 
 def test_the_ray_pipeline_s_signature_leaves_datasets_unloaded() -> None:
