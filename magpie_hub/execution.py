@@ -8,6 +8,7 @@ the build folder is touched and check every node can run the steps (`connect_ray
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
@@ -231,6 +232,8 @@ def connect_ray(execution: ExecutionConfig, *, model_paths: list[str]) -> bool:
             ray.init(address=address, logging_level=logging.WARNING, **kwargs)
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
             raise _join_error(address, exc) from None
+        # before Ray's own exit hook, which first sleeps 0.5 s for logs we do not print
+        atexit.register(ray.shutdown)
     _check_driver_is_a_node()
     check_nodes(model_paths, ["magpie_hub", "distilabel"])
     return not address or _all_nodes_local()

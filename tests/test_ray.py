@@ -314,3 +314,25 @@ def test_the_ray_pipeline_s_signature_leaves_datasets_unloaded() -> None:
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout) == {"loaded": [], "same": True}
+
+
+def test_leaving_the_cluster_skips_ray_s_exit_sleep(ray_cluster: str) -> None:
+    """Ray's own exit hook sleeps 0.5 s for driver logs, which we do not print; the
+    connection is closed before it runs."""
+    check = (
+        "import atexit, time\n"
+        "import ray._private.worker as worker\n"
+        "from magpie_hub.config import ExecutionConfig\n"
+        "from magpie_hub.execution import connect_ray\n"
+        "class Clock:\n"
+        "    def __getattr__(self, name):\n"
+        "        return getattr(time, name)\n"
+        "    def sleep(self, seconds):\n"
+        "        print('slept', seconds, flush=True)\n"
+        "worker.time = Clock()\n"
+        f"connect_ray(ExecutionConfig(backend='ray', address={ray_cluster!r}), model_paths=[])\n"
+        "print('connected', flush=True)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines() == ["connected"]
