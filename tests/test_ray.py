@@ -336,3 +336,30 @@ def test_leaving_the_cluster_skips_ray_s_exit_sleep(ray_cluster: str) -> None:
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines() == ["connected"]
+
+
+def test_nodes_are_checked_on_a_cluster_but_not_on_a_runtime_started_here(
+    ray_cluster: str,
+) -> None:
+    """A local runtime runs this process's Python on this machine: its check would only
+    start a worker per node (about 1 s on 2 cores)."""
+    check = (
+        "import json, os, sys, ray\n"
+        "from magpie_hub import execution\n"
+        "from magpie_hub.config import ExecutionConfig\n"
+        "checked = []\n"
+        "execution.check_nodes = lambda paths, modules: checked.append(paths)\n"
+        "address = sys.argv[1] or None\n"
+        "execution.connect_ray(ExecutionConfig(backend='ray', address=address), "
+        "model_paths=['m.gguf'])\n"
+        "print(json.dumps(checked))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    seen = {}
+    for address in (ray_cluster, ""):
+        result = subprocess.run(
+            [sys.executable, "-c", check, address], capture_output=True, text=True, env=env
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        seen[address] = json.loads(result.stdout.splitlines()[-1])
+    assert seen == {ray_cluster: [["m.gguf"]], "": []}
