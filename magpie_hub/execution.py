@@ -74,6 +74,8 @@ def prepare_steps(
     for step, llm in steps:
         step.resources.replicas = execution.replicas.get(step.name, 1)
         llm.run_env = env
+        if not llm.batches_prompts:  # 12 rows, batch 8, 2 cores: 19.2 s -> 16.2 s
+            step.input_batch_size = 1
     if cores and not execution.replicas and _one_core_each(steps, cores):
         # The last step is the slowest: the earlier ones run ahead and finish first, and a
         # core would idle. Measured on 2 cores, 200 rows: 0.74x -> 1.23x of the raw loop.

@@ -40,6 +40,7 @@ class OpenAICompletionsLLM(RawTextLLM):
     request_extra: dict[str, Any] = {}
     json_mode: str = "response_format"
     supports_json_schema = True
+    batches_prompts = True  # concurrent requests, spread over the servers
     timeout: float = 600.0
     _api_key: str | None = PrivateAttr(None)
     _pool: ServerPool | None = PrivateAttr(None)

@@ -35,6 +35,7 @@ class VLLMLLM(RawTextLLM):
     """vLLM offline inference; a batch of prompts in one call, a seed per prompt."""
 
     supports_json_schema = True
+    batches_prompts = True
     tensor_parallel_size: int = 1
     """GPUs this one engine spreads the model over (`engine.tensor_parallel_size`)."""
 

@@ -78,6 +78,24 @@ def step(name: str, replicas: int = 1) -> Any:
     return SimpleNamespace(name=name, resources=StepResources(replicas=replicas))
 
 
+def test_steps_of_engines_that_complete_one_prompt_at_a_time_take_one_row_per_batch() -> None:
+    """Replicas then share the rows evenly and the next step starts on the first row (12
+    rows, batch 8, 2 cores: 19.2 s -> 16.2 s); engines that batch keep the batch size."""
+    from magpie_hub.execution import prepare_steps
+
+    remote = OpenAICompletionsLLM(model_path=".", model_id="m", base_urls=["http://x/v1"])
+    llms = {"llama": llama(), "openai": remote, "vllm": vllm()}
+    steps = {name: step(name) for name in llms}
+    for name, s in steps.items():
+        s.llm, s.input_batch_size = llms[name], 8
+    prepare_steps(SimpleNamespace(dag=_Dag(steps)), ExecutionConfig(), {}, cores=2)
+    assert {name: s.input_batch_size for name, s in steps.items()} == {
+        "llama": 1,
+        "openai": 8,
+        "vllm": 8,
+    }
+
+
 def test_on_ray_gpu_engines_ask_for_their_gpus() -> None:
     whole, shared, cpu = step("a"), step("b", replicas=2), step("c")
     request_gpus([(whole, vllm(tp=2)), (shared, vllm(0.45)), (cpu, llama())], [4.0])

@@ -178,6 +178,10 @@ class RawTextLLM(LLM):
     mmaps_weights: ClassVar[bool] = False
     """Whether processes running the same model share its weights (a memory-mapped file),
     so another replica of a step costs no second copy."""
+    batches_prompts: ClassVar[bool] = False
+    """Whether `complete_batch` runs a batch's prompts together (natively or as concurrent
+    requests). If not, its steps take one row per batch: replicas then share the rows
+    evenly and the next step starts on the first row, not the first batch (`execution`)."""
     gpu_memory_utilization: float | None = None
     """Share of each GPU's memory this engine process reserves (GPU engines; None: theirs)."""
     run_env: dict[str, str] = Field(default_factory=dict, exclude=True)
