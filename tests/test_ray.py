@@ -75,6 +75,14 @@ def committed(build: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(chunks.glob("chunk-*"))}
 
 
+def python(check: str, *args: str, env: dict[str, str] | None = None) -> list[str]:
+    """The stdout lines of `python -c check args...`, which must exit 0."""
+    cmd = [sys.executable, "-c", check, *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.splitlines()
+
+
 @pytest.mark.embedded
 def test_a_ray_build_equals_the_local_build(
     ray_cluster: str, embedded_model: Path, tmp_path: Path
@@ -212,11 +220,7 @@ def test_a_node_without_the_model_file_or_package_is_named(ray_cluster: str) -> 
         "        print(exc)\n"
     )
     missing = "/nonexistent/model.gguf"
-    result = subprocess.run(
-        [sys.executable, "-c", check, missing], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    lines = python(check, missing)
     assert len(lines) == 2
     assert "Ray node" in lines[0] and f"lacks file {missing}" in lines[0]
     assert "lacks Python package no_such_engine_lib" in lines[1]
@@ -266,9 +270,7 @@ def test_queues_share_one_actor_carry_bytes_and_step_actors_defer_argilla(
         "    {'name': 't', 'cache_id': 'c'})\n"
         "print(ray.get(actor.run.remote()))\n"
     )
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.splitlines() == [
+    assert python(check) == [
         "True",
         "True 1",
         "bytes",
@@ -291,11 +293,8 @@ def test_a_node_whose_workers_die_at_start_is_named(ray_cluster: str) -> None:
         "except EngineError as exc:\n"
         "    print(exc)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", check], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(r"Ray node [\d.]+: its workers die as they start", result.stdout)
+    lines = python(check)
+    assert any(re.search(r"Ray node [\d.]+: its workers die as they start", x) for x in lines)
 
 
 def test_the_ray_pipeline_s_signature_leaves_datasets_unloaded() -> None:
@@ -311,9 +310,7 @@ def test_the_ray_pipeline_s_signature_leaves_datasets_unloaded() -> None:
         "loaded = [m for m in ('datasets', 'pandas') if m in sys.modules]\n"
         "print(json.dumps({'loaded': loaded, 'same': ours == RayPipeline.dump(pipeline)}))\n"
     )
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout) == {"loaded": [], "same": True}
+    assert json.loads(python(check)[-1]) == {"loaded": [], "same": True}
 
 
 def test_leaving_the_cluster_skips_ray_s_exit_sleep(ray_cluster: str) -> None:
@@ -333,9 +330,7 @@ def test_leaving_the_cluster_skips_ray_s_exit_sleep(ray_cluster: str) -> None:
         f"connect_ray(ExecutionConfig(backend='ray', address={ray_cluster!r}), model_paths=[])\n"
         "print('connected', flush=True)\n"
     )
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.splitlines() == ["connected"]
+    assert python(check) == ["connected"]
 
 
 def test_nodes_are_checked_on_a_cluster_but_not_on_a_runtime_started_here(
@@ -355,11 +350,7 @@ def test_nodes_are_checked_on_a_cluster_but_not_on_a_runtime_started_here(
         "print(json.dumps(checked))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    seen = {}
-    for address in (ray_cluster, ""):
-        result = subprocess.run(
-            [sys.executable, "-c", check, address], capture_output=True, text=True, env=env
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        seen[address] = json.loads(result.stdout.splitlines()[-1])
+    seen = {
+        address: json.loads(python(check, address, env=env)[-1]) for address in (ray_cluster, "")
+    }
     assert seen == {ray_cluster: [["m.gguf"]], "": []}
