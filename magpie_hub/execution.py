@@ -226,8 +226,7 @@ def connect_ray(execution: ExecutionConfig, *, model_paths: list[str]) -> bool:
     address = execution.address
     if address and not address.startswith("ray://") and address != "auto":
         _check_reachable(address)
-    # a runtime this process starts runs its Python on this machine: nothing to check
-    started_here = not address and not os.environ.get("RAY_ADDRESS") and not ray.is_initialized()
+    started_here = False
     if not ray.is_initialized():  # no runtime_env: see magpie_hub.ray_actors
         kwargs: dict[str, Any] = {"log_to_driver": False}
         if not address:
@@ -238,6 +237,8 @@ def connect_ray(execution: ExecutionConfig, *, model_paths: list[str]) -> bool:
             raise _join_error(address, exc) from None
         # before Ray's own exit hook, which first sleeps 0.5 s for logs we do not print
         atexit.register(ray.shutdown)
+        # a runtime this process starts runs its Python on this machine: nothing to check
+        started_here = not address and not os.environ.get("RAY_ADDRESS")
     if not started_here:
         _check_driver_is_a_node()
         check_nodes(model_paths, ["magpie_hub", "distilabel"])

@@ -15,6 +15,7 @@ the driver's node, asking for no CPU, and hold pickled bytes. Steps run in our
 
 from __future__ import annotations
 
+import functools
 import uuid
 import warnings
 from collections.abc import Callable
@@ -66,9 +67,15 @@ class QuickQueuesRayPipeline(RayPipeline):
             ray_pipeline=True,
         )
         actor = ray.remote(StepActor).options(**options)
-        pipeline = {"name": self.name, "cache_id": self.signature}
+        pipeline = {"name": self.name, "cache_id": self._signature}
         handle: Any = actor.remote(self.env, cloudpickle.dumps(wrapper), self._log_queue, pipeline)
         handle.run.remote()
+
+    @functools.cached_property
+    def _signature(self) -> str:
+        """The signature every actor is given: a dump of the whole pipeline, made once per
+        run rather than once per replica."""
+        return self.signature
 
     def dump(self, **kwargs: Any) -> dict[str, Any]:
         """distilabel's dump, typed as the local `Pipeline` as `RayPipeline.dump` does, but
