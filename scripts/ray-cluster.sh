@@ -12,6 +12,8 @@
 # runs no steps (0 CPUs); each of MAGPIE_HUB_RAY_WORKERS workers (default 2) offers
 # MAGPIE_HUB_RAY_WORKER_CPUS CPUs (default 1). The port is MAGPIE_HUB_RAY_PORT (default
 # 6380); Ray's session files live in MAGPIE_HUB_RAY_HOME (default ~/.cache/magpie-hub/ray).
+# The workers start no log monitor of their own: the head's reads every node's logs on
+# this host (Ray's advice: one per host, or each line reaches a driver once per node).
 # Ray comes from the `ray` extra of the project's .venv (RAY, default .venv/bin/ray).
 # Token authentication is off (RAY_AUTH_MODE=disabled) for this loopback-only cluster: since
 # Ray 2.59 `ray start --head` turns it on whenever ~/.ray/auth_token exists (any earlier
@@ -58,7 +60,7 @@ case "${1:-}" in
       --include-dashboard=false --temp-dir="$HOME_DIR" --disable-usage-stats >&2
     for _ in $(seq "$WORKERS"); do
       "$RAY" start --address="$ADDRESS" --node-ip-address=127.0.0.1 \
-        --num-cpus="$WORKER_CPUS" --disable-usage-stats >&2
+        --num-cpus="$WORKER_CPUS" --disable-usage-stats --include-log-monitor=false >&2
     done
     count="$(nodes || true)"
     [ "$count" = "$((WORKERS + 1))" ] || { log "expected $((WORKERS + 1)) nodes, found '${count:-none}'"; exit 1; }

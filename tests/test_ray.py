@@ -226,6 +226,32 @@ def test_a_node_without_the_model_file_or_package_is_named(ray_cluster: str) -> 
     assert "lacks Python package no_such_engine_lib" in lines[1]
 
 
+def test_a_node_s_pass_is_remembered_by_the_cluster_for_the_same_check(
+    ray_cluster: str, tmp_path: Path
+) -> None:
+    """A check costs a fresh worker process per node; a later run asking the same of the
+    same nodes is not checked again, while another check is."""
+    model = tmp_path / "m.gguf"
+    model.write_text("gguf")
+    check = (
+        "import sys, ray\n"
+        "from magpie_hub.execution import check_nodes\n"
+        "from magpie_hub.errors import EngineError\n"
+        f"ray.init(address={ray_cluster!r}, logging_level='ERROR', log_to_driver=False)\n"
+        "for modules in sys.argv[2:] or [None]:\n"
+        "    try:\n"
+        "        check_nodes([sys.argv[1]], modules.split(',') if modules else [])\n"
+        "        print('passed')\n"
+        "    except EngineError as exc:\n"
+        "        print(exc)\n"
+    )
+    assert python(check, str(model)) == ["passed"]
+    model.unlink()  # what a later run would find, were it checked again
+    lines = python(check, str(model), "", "json")
+    assert lines[0] == "passed"
+    assert "Ray node" in lines[1] and f"lacks file {model}" in lines[1]
+
+
 def test_queues_share_one_actor_carry_bytes_and_step_actors_defer_argilla(
     ray_cluster: str,
 ) -> None:
