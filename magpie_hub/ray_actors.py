@@ -1,5 +1,6 @@
-"""The Ray actors of a run on the Ray backend: one `QueueHub` for all its queues and a
-`StepActor` for each step replica (placed by `magpie_hub.ray_pipeline`).
+"""The Ray actors of a run on the Ray backend: one `QueueHub` for all its queues, which
+also runs the light steps (row source, writers) as threads, and a `StepActor` for each
+replica of any other step (placed by `magpie_hub.ray_pipeline`).
 
 This module imports only Ray, so the worker of either actor imports magpie_hub, and with
 it the stand-ins of `magpie_hub.deferred_imports`, before anything of distilabel's. The
@@ -11,27 +12,34 @@ that then started Python again (1.5-1.9 s for the node checks' three workers ins
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import queue
+import threading
 from typing import Any
 
 import ray
 from ray import cloudpickle
 
 
+def unpickled_step(env: dict[str, str], step_wrapper: bytes, pipeline: dict[str, str]) -> Any:
+    """distilabel's step wrapper, unpickled once the run's variables are set (a module it
+    imports may read them)."""
+    from distilabel import constants
+
+    os.environ.update(env)
+    os.environ[constants.PIPELINE_NAME_ENV_NAME] = pipeline["name"]
+    os.environ[constants.PIPELINE_CACHE_ID_ENV_NAME] = pipeline["cache_id"]
+    return cloudpickle.loads(step_wrapper)
+
+
 class StepActor:
-    """One replica of a step. The run's variables are set before the step is unpickled
-    (a module it imports may read them), then distilabel's step wrapper runs it."""
+    """One replica of a step, in a process of its own."""
 
     def __init__(
         self, env: dict[str, str], step_wrapper: bytes, log_queue: Any, pipeline: dict[str, str]
     ) -> None:
-        from distilabel import constants
-
-        os.environ.update(env)
-        os.environ[constants.PIPELINE_NAME_ENV_NAME] = pipeline["name"]
-        os.environ[constants.PIPELINE_CACHE_ID_ENV_NAME] = pipeline["cache_id"]
-        self.step_wrapper = cloudpickle.loads(step_wrapper)
+        self.step_wrapper = unpickled_step(env, step_wrapper, pipeline)
         self.log_queue = log_queue
 
     def run(self) -> str:
@@ -65,6 +73,33 @@ class QueueHub:
 
     async def qsize(self, name: str) -> int:
         return self._queue(name).qsize()
+
+    async def host_step(
+        self, env: dict[str, str], step_wrapper: bytes, log_queue: Any, pipeline: dict[str, str]
+    ) -> None:
+        """Start one replica of a light step as a thread of this actor: a process of its
+        own cost a Ray worker and distilabel's import, about 1 s of CPU a step."""
+        loop_thread = threading.get_ident()
+        args = (env, step_wrapper, log_queue, pipeline, loop_thread)
+        threading.Thread(target=_run_hosted, args=args, daemon=True).start()
+
+
+def _run_hosted(
+    env: dict[str, str], step_wrapper: bytes, log_queue: Any, pipeline: dict[str, str], loop: int
+) -> None:
+    """Run a hosted step. Its log records go to the run's log queue as a step actor's do,
+    but not those of the hub's event loop thread: putting them would wait on that loop."""
+    from distilabel.utils.logging import setup_logging
+
+    wrapper = unpickled_step(env, step_wrapper, pipeline)
+    with _LOGGING:
+        setup_logging(log_queue=log_queue)  # replaces the root handlers, the same each time
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda record: record.thread != loop)
+    wrapper.run()
+
+
+_LOGGING = threading.Lock()
 
 
 class HubQueue:

@@ -9,8 +9,9 @@ own. Each such actor unpickled what it carried, so the first batch put on each q
 that bare Ray worker import distilabel (1.0 to 2.3 s a queue on 2 cores, on the path of
 the first batch through every step), and the seven worker processes started one after
 another on the driver's node. Here all queues of a run live in one actor (`QueueHub`) on
-the driver's node, asking for no CPU, and hold pickled bytes. Steps run in our
-`StepActor`s (`magpie_hub.ray_actors`).
+the driver's node, asking for no CPU, and hold pickled bytes. Light steps (those whose
+class sets `light = True`: the row sources and writers) run as threads of that actor;
+every other step runs in a `StepActor` of its own (`magpie_hub.ray_actors`).
 """
 
 from __future__ import annotations
@@ -41,22 +42,21 @@ class QuickQueuesRayPipeline(RayPipeline):
     @property
     def QueueClass(self) -> Callable[..., HubQueue]:
         def make(maxsize: int = 0, actor_options: dict[str, Any] | None = None) -> HubQueue:
-            if self._queue_hub is None:
-                actor = ray.remote(QueueHub).options(num_cpus=0, resources=driver_node())
-                self._queue_hub = actor.remote()
             name = (actor_options or {}).get("name") or uuid.uuid4().hex
-            return HubQueue(self._queue_hub, name)
+            return HubQueue(self._hub(), name)
 
         return make
 
+    def _hub(self) -> Any:
+        """The run's `QueueHub` actor, started on first use."""
+        if self._queue_hub is None:
+            actor = ray.remote(QueueHub).options(num_cpus=0, resources=driver_node())
+            self._queue_hub = actor.remote()
+        return self._queue_hub
+
     def _run_step(self, step: Any, input_queue: Any, replica: int) -> None:
-        """Start one replica of `step` as a `StepActor` with the step's resources."""
-        res = step.resources
-        options: dict[str, Any] = {"name": f"distilabel-{self.name}-{step.name}-{replica}"}
-        asked = {"num_cpus": res.cpus, "num_gpus": res.gpus, "memory": res.memory}
-        options |= {k: v for k, v in asked.items() if v is not None}
-        if res.resources is not None:
-            options["resources"] = res.resources
+        """Start one replica of `step`: a light step as a thread of the queue hub, any other
+        as a `StepActor` with the step's resources."""
         wrapper = _StepWrapper(
             step=step,
             replica=replica,
@@ -66,16 +66,24 @@ class QuickQueuesRayPipeline(RayPipeline):
             dry_run=self._dry_run,
             ray_pipeline=True,
         )
-        actor = ray.remote(StepActor).options(**options)
-        pipeline = {"name": self.name, "cache_id": self._signature}
-        handle: Any = actor.remote(self.env, cloudpickle.dumps(wrapper), self._log_queue, pipeline)
+        args = (self.env, cloudpickle.dumps(wrapper), self._log_queue, self._ids)
+        if getattr(step, "light", False):
+            self._hub().host_step.remote(*args)
+            return
+        res = step.resources
+        options: dict[str, Any] = {"name": f"distilabel-{self.name}-{step.name}-{replica}"}
+        asked = {"num_cpus": res.cpus, "num_gpus": res.gpus, "memory": res.memory}
+        options |= {k: v for k, v in asked.items() if v is not None}
+        if res.resources is not None:
+            options["resources"] = res.resources
+        handle: Any = ray.remote(StepActor).options(**options).remote(*args)
         handle.run.remote()
 
     @functools.cached_property
-    def _signature(self) -> str:
-        """The signature every actor is given: a dump of the whole pipeline, made once per
-        run rather than once per replica."""
-        return self.signature
+    def _ids(self) -> dict[str, str]:
+        """What each step is told of the run: the pipeline's name and its signature (a dump
+        of the whole pipeline, made once per run rather than once per replica)."""
+        return {"name": self.name, "cache_id": self.signature}
 
     def dump(self, **kwargs: Any) -> dict[str, Any]:
         """distilabel's dump, typed as the local `Pipeline` as `RayPipeline.dump` does, but

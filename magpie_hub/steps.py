@@ -14,7 +14,7 @@ import json
 import re
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from distilabel.steps.base import GeneratorStep, Step, StepInput
 from distilabel.typing import GeneratorStepOutput, StepColumns, StepOutput
@@ -127,6 +127,8 @@ class RowIndices(GeneratorStep):
     they are sent (distilabel's `LoadDataFromDicts` holds a list and re-slices it per
     batch, quadratic in the rows)."""
 
+    light: ClassVar[bool] = True  # on Ray: a thread of the run's queue actor
+
     ranges: list[list[int]] = Field(exclude=True)  # distilabel's signature takes no nesting
 
     @property
@@ -155,6 +157,8 @@ class WriteChunks(Step):
     the batch settled (written or dropped). Failed rows are left out so a resumed
     run retries them.
     """
+
+    light: ClassVar[bool] = True  # on Ray: a thread of the run's queue actor
 
     chunk_dir: str
     columns: list[str]

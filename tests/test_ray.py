@@ -307,6 +307,37 @@ def test_queues_share_one_actor_carry_bytes_and_step_actors_defer_argilla(
     ]
 
 
+def test_a_light_step_runs_in_the_queue_hub_with_the_run_s_variables_and_logs(
+    ray_cluster: str,
+) -> None:
+    """Light steps (row source, writers) run as threads of the queue hub, not in a Ray
+    worker process of their own each; they get the run's variables and log to the run's
+    log queue as a step actor does."""
+    check = (
+        "import ray\n"
+        "from ray import cloudpickle\n"
+        "from magpie_hub.config import ExecutionConfig\n"
+        "from magpie_hub.execution import connect_ray\n"
+        f"connect_ray(ExecutionConfig(backend='ray', address={ray_cluster!r}), model_paths=[])\n"
+        "from magpie_hub.ray_pipeline import QuickQueuesRayPipeline\n"
+        "make = QuickQueuesRayPipeline(name='t').QueueClass\n"
+        "logs, out = make(actor_options={'name': 'logs'}), make(actor_options={'name': 'out'})\n"
+        "class Light:\n"
+        "    def run(self):\n"
+        "        import logging, os\n"
+        "        logging.getLogger('probe').warning('light step says hello')\n"
+        "        here = ray.get_runtime_context().get_actor_id()\n"
+        "        out.put((here, os.environ.get('MAGPIE_HUB_PROBE')))\n"
+        "ids = {'name': 't', 'cache_id': 'c'}\n"
+        "env = {'MAGPIE_HUB_PROBE': 'set'}\n"
+        "ray.get(out.hub.host_step.remote(env, cloudpickle.dumps(Light()), logs, ids))\n"
+        "here, seen = out.get(timeout=60)\n"
+        "print(here == out.hub._actor_id.hex(), seen)\n"
+        "print(logs.get(timeout=60).getMessage())\n"
+    )
+    assert python(check) == ["True set", "light step says hello"]
+
+
 def test_a_node_whose_workers_die_at_start_is_named(ray_cluster: str) -> None:
     check = (
         "import ray\n"

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from distilabel.steps.base import Step, StepInput
 from distilabel.typing import StepColumns, StepOutput
@@ -100,6 +100,8 @@ class JudgeTagStep(_Tags, _RawTextTask):
 
 class WriteTags(Step):
     """Sink: commit each tagger's values of a batch as a chunk of its store."""
+
+    light: ClassVar[bool] = True  # on Ray: a thread of the run's queue actor
 
     stores: dict[str, str]
     """Tagger -> its store folder."""
