@@ -9,8 +9,8 @@ own. Each such actor unpickled what it carried, so the first batch put on each q
 that bare Ray worker import distilabel (1.0 to 2.3 s a queue on 2 cores, on the path of
 the first batch through every step), and the seven worker processes started one after
 another on the driver's node. Here all queues of a run live in one actor (`QueueHub`) on
-the driver's node, asking for no CPU, and hold pickled bytes. Light steps (those whose
-class sets `light = True`: the row sources and writers) run as threads of that actor;
+the driver's node, asking for no CPU, and hold pickled bytes. Light steps (those of a
+`LightStep` class: the row sources and writers) run as threads of that actor;
 every other step runs in a `StepActor` of its own (`magpie_hub.ray_actors`).
 """
 
@@ -30,6 +30,7 @@ from ray import cloudpickle
 
 from magpie_hub.execution import driver_node
 from magpie_hub.ray_actors import HubQueue, QueueHub, StepActor
+from magpie_hub.steps import LightStep
 
 
 class QuickQueuesRayPipeline(RayPipeline):
@@ -67,7 +68,7 @@ class QuickQueuesRayPipeline(RayPipeline):
             ray_pipeline=True,
         )
         args = (self.env, cloudpickle.dumps(wrapper), self._log_queue, self._ids)
-        if getattr(step, "light", False):
+        if isinstance(step, LightStep):
             self._hub().host_step.remote(*args)
             return
         res = step.resources

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from distilabel.steps.base import Step, StepInput
 from distilabel.typing import StepColumns, StepOutput
@@ -17,7 +17,7 @@ from magpie_hub.config import CurateConfig
 from magpie_hub.curate.store import ERROR, commit_chunk, done_key
 from magpie_hub.generate.tasks import _RawTextTask
 from magpie_hub.prompts.templates import PromptFormat
-from magpie_hub.steps import prompt_fields
+from magpie_hub.steps import LightStep, prompt_fields
 
 __all__ = ["ERROR", "TODO", "JudgeTagStep", "TagContext", "TagStep", "WriteTags", "done_key"]
 
@@ -98,10 +98,8 @@ class JudgeTagStep(_Tags, _RawTextTask):
         return [(o["generations"][0], (o.get("finish_reason") or [None])[0]) for o in outputs]
 
 
-class WriteTags(Step):
+class WriteTags(LightStep, Step):
     """Sink: commit each tagger's values of a batch as a chunk of its store."""
-
-    light: ClassVar[bool] = True  # on Ray: a thread of the run's queue actor
 
     stores: dict[str, str]
     """Tagger -> its store folder."""

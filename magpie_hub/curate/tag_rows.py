@@ -5,21 +5,19 @@ build's shards as they are sent (no list of rows is held, on the driver or here)
 """
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from distilabel.steps.base import GeneratorStep
 from distilabel.typing import GeneratorStepOutput, StepColumns
 from pydantic import Field
 
 from magpie_hub.curate.kit import TODO
-from magpie_hub.steps import runs_mask
+from magpie_hub.steps import LightStep, runs_mask
 
 
-class TagRows(GeneratorStep):
+class TagRows(LightStep, GeneratorStep):
     """`columns` + `row_index` + `_todo` (the taggers that lack the row) of each row that
     some tagger lacks, in build order, in batches."""
-
-    light: ClassVar[bool] = True  # on Ray: a thread of the run's queue actor
 
     shards: list[str]
     columns: list[str]
