@@ -249,7 +249,7 @@ class ExecutionConfig(StrictModel):
     """Ray cluster to join (e.g. `ray://10.0.0.5:10001` or `10.0.0.5:6379`); default: a
     local Ray runtime started for the run and stopped after it."""
     replicas: dict[str, int] = Field(default_factory=dict)
-    """Step name -> copies of that step, each with its own engine (e.g. {response = 2})."""
+    """Step name -> copies of that step, each with its own engine (e.g. {generate = 2})."""
 
     @field_validator("replicas")
     @classmethod

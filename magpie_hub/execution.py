@@ -28,6 +28,7 @@ RAY_INSTALL = "pip install 'magpie-hub[ray]'"
 PASSED_ENV_PREFIXES = ("MAGPIE_HUB_", "HF_", "DISTILABEL_", "VLLM_")
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 KV_SPACE = "magpie-hub"  # our keys in a Ray cluster's key-value store
+FEW_CORES = 4  # machines on which the engines' replicas are chosen for them (measured on 2)
 GPU_SHARE = 0.9  # of the GPU memory, what vLLM reserves for one engine by default
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,8 @@ def prepare_steps(
         llm.run_env = env
         if not llm.batches_prompts:  # 12 rows, batch 8, 2 cores: 19.2 s -> 16.2 s
             step.input_batch_size = 1
-    if cores and not execution.replicas and _one_core_each(steps, cores):
-        # The last step is the slowest: the earlier ones run ahead and finish first, and a
-        # core would idle. Measured on 2 cores, 200 rows: 0.74x -> 1.23x of the raw loop.
-        steps[-1][0].resources.replicas += 1
+    if cores and steps and not execution.replicas:
+        steps[-1][0].resources.replicas += _spare_replicas(steps, cores)
     processes = [(llm, step.resources.replicas) for step, llm in steps]
     warning = share_cores(processes, cores)
     if cores is not None:  # the engines share this machine's GPUs too
@@ -98,11 +97,22 @@ def prepare_steps(
     return chosen, warning
 
 
-def _one_core_each(steps: list[tuple[Any, RawTextLLM]], cores: int) -> bool:
-    """Every engine would get one core and more replicas cost no weights (mmapped)."""
+def _spare_replicas(steps: list[tuple[Any, RawTextLLM]], cores: int) -> int:
+    """Replicas to add to the last engine step on a machine of few cores, when the engines
+    compute on CPU threads, theirs are unset, and a replica costs no weights (mmapped).
+
+    One engine step: a replica per core, each on one thread (on 2 cores, two one-thread
+    llama.cpp processes made 48 rows in 44.9 s, one two-thread process in 49.1 s). Steps
+    that take every core already: one spare for the last, since the earlier ones run
+    ahead and finish first and a core would idle (2 cores, 200 rows: 0.74x -> 1.23x of
+    the raw loop)."""
     cheap = all(llm.uses_cpu_threads and llm.mmaps_weights for _, llm in steps)
     unset = all(llm.threads is None for _, llm in steps)
-    return bool(steps) and cheap and unset and 2 <= cores <= len(steps)
+    if not (cheap and unset and 2 <= cores <= FEW_CORES):
+        return 0
+    if len(steps) == 1:
+        return cores - 1
+    return 1 if cores <= len(steps) else 0
 
 
 def share_cores(engines: list[tuple[RawTextLLM, int]], cores: int | None) -> str | None:
@@ -120,10 +130,15 @@ def share_cores(engines: list[tuple[RawTextLLM, int]], cores: int | None) -> str
     if asked <= cores or not set_by_user:
         return None
     return (
-        f"{processes} engine processes with {asked} threads in all on {cores} cores: they "
-        "will slow each other down (on 2 cores, 4 threads ran 2.7x slower than 2). Leave "
-        "engine.threads unset to share the cores, or lower it."
+        f"{_count(processes, 'engine process', 'engine processes')} with {asked} threads in "
+        f"all on {_count(cores, 'core', 'cores')}: they will slow each other down (on 2 "
+        "cores, 4 threads ran 2.7x slower than 2). Leave engine.threads unset to share the "
+        "cores, or lower it."
     )
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def share_gpu(engines: list[tuple[RawTextLLM, int]]) -> str | None:

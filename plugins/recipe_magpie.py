@@ -10,7 +10,7 @@ from pydantic import field_validator
 
 from magpie_hub.config import InstructionSampling, ResponseSampling, RunConfig
 from magpie_hub.errors import UnknownNameError
-from magpie_hub.generate.tasks import GenerateInstruction, GenerateResponse
+from magpie_hub.generate.tasks import GenerateExchange
 from magpie_hub.hookspecs import hookimpl
 from magpie_hub.prompts.system_prompts import SystemPromptSpec, expand
 from magpie_hub.prompts.templates import PromptFormat
@@ -89,19 +89,14 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
     common = {**prompt_fields(fmt), "seed": cfg.seed, "input_batch_size": cfg.batch_size}
     with ctx.pipeline("magpie") as pipeline:
         rows = ctx.row_source()
-        instruction = GenerateInstruction(
-            name="instruction",
+        exchange = GenerateExchange(
+            name="generate",
             llm=ctx.make_llm(),
             system_prompts=[{"key": k, "prompt": p, "weight": w} for k, p, w in choices],
-            sampling=cfg.instruction.model_dump(),
+            instruction_sampling=cfg.instruction.model_dump(),
+            response_sampling=cfg.response.model_dump(),
             fingerprint=cfg.fingerprint(),
             model_id=ctx.model.model_id,
-            **common,
-        )
-        response = GenerateResponse(
-            name="response",
-            llm=ctx.make_llm(),
-            sampling=cfg.response.model_dump(),
             **common,
         )
         sink = WriteChunks(
@@ -113,7 +108,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
             row_types=FEATURES,
             input_batch_size=cfg.batch_size,
         )
-        rows >> instruction >> response >> sink
+        rows >> exchange >> sink
     return pipeline
 
 

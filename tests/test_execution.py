@@ -38,7 +38,11 @@ def test_set_threads_are_kept_and_oversubscription_is_said() -> None:
     a, b = llama(2), llama(2)
     warning = share_cores([(a, 1), (b, 1)], cores=2)
     assert (a.threads, b.threads) == (2, 2)
-    assert warning and "4 threads in all on 2 cores" in warning and "engine.threads" in warning
+    assert (
+        warning
+        and "2 engine processes with 4 threads in all on 2 cores" in warning
+        and "engine.threads" in warning
+    )
 
 
 def test_remote_engines_take_no_cores() -> None:
@@ -154,7 +158,7 @@ def test_oversubscribing_threads_warn_and_still_build(tiny_model: Path, tmp_path
         "generate", str(config), "--out", str(tmp_path / "b"), "--set", "engine.threads=2", "-q"
     )
     assert result.returncode == 0, result.stderr
-    assert "Warning:" in result.stderr and "4 threads in all on 1 cores" in result.stderr
+    assert "Warning:" in result.stderr and "2 threads in all on 1 core:" in result.stderr
 
 
 def test_an_unknown_step_in_replicas_names_the_engine_steps(cli, tiny_model, tmp_path) -> None:
@@ -167,7 +171,7 @@ def test_an_unknown_step_in_replicas_names_the_engine_steps(cli, tiny_model, tmp
     result = cli("generate", str(config), "--out", str(tmp_path / "b"))
     assert result.exit_code == 1
     assert "execution.replicas: 'answer' is not an engine step" in result.stderr
-    assert "instruction, response" in result.stderr
+    assert "Engine steps: generate." in result.stderr
 
 
 def planned_steps(config_text: str, tmp_path: Path, cores: int) -> dict:
@@ -188,25 +192,43 @@ EMBEDDED = 'recipe = "magpie"\nnum_rows = 4\n{extra}\n[engine]\nmodel = "embedde
 
 
 @pytest.mark.embedded
-def test_on_few_cores_the_last_llamacpp_step_gets_a_spare_replica(embedded_model, tmp_path):
+def test_on_few_cores_a_lone_llamacpp_step_gets_a_replica_per_core(embedded_model, tmp_path):
     chosen = planned_steps(EMBEDDED.format(extra=""), tmp_path, cores=2)
-    assert chosen == {
-        "replicas": {"instruction": 1, "response": 2},
-        "threads": {"instruction": 1, "response": 1},
-    }
+    assert chosen == {"replicas": {"generate": 2}, "threads": {"generate": 1}}
     many = planned_steps(EMBEDDED.format(extra=""), tmp_path, cores=16)
-    assert many["replicas"] == {"instruction": 1, "response": 1}
-    assert many["threads"] == {"instruction": 8, "response": 8}
+    assert many == {"replicas": {"generate": 1}, "threads": {"generate": 16}}
     chosen_by_user = planned_steps(
-        EMBEDDED.format(extra="[execution]\nreplicas = {instruction = 2}"), tmp_path, cores=2
+        EMBEDDED.format(extra="[execution]\nreplicas = {generate = 3}"), tmp_path, cores=2
     )
-    assert chosen_by_user["replicas"] == {"instruction": 2, "response": 1}
+    assert chosen_by_user == {"replicas": {"generate": 3}, "threads": {"generate": 1}}
+
+
+def test_llamacpp_steps_that_take_every_core_get_one_spare_for_the_last() -> None:
+    """The earlier steps run ahead and finish first; without it a core would idle."""
+    from magpie_hub.execution import prepare_steps
+
+    def planned(names: tuple[str, ...], cores: int) -> dict[str, int]:
+        steps = {name: step(name) for name in names}
+        for s in steps.values():
+            s.llm, s.input_batch_size = llama(), 8
+        chosen, _ = prepare_steps(
+            SimpleNamespace(dag=_Dag(steps)), ExecutionConfig(), {}, cores=cores
+        )
+        return chosen["replicas"]
+
+    assert planned(("instruction", "response"), cores=2) == {"instruction": 1, "response": 2}
+    assert planned(("instruction", "response", "base"), cores=3) == {
+        "instruction": 1,
+        "response": 1,
+        "base": 2,
+    }
+    assert planned(("instruction", "response"), cores=4) == {"instruction": 1, "response": 1}
 
 
 def test_a_transformers_step_gets_no_spare_replica(tiny_model, tmp_path):
     """Each transformers process holds its own copy of the weights."""
     chosen = planned_steps(tiny_config(tiny_model), tmp_path, cores=2)
-    assert chosen["replicas"] == {"instruction": 1, "response": 1}
+    assert chosen == {"replicas": {"generate": 1}, "threads": {"generate": 2}}
 
 
 class _Dag(dict):

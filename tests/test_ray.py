@@ -92,7 +92,7 @@ def test_a_ray_build_equals_the_local_build(
     assert local.returncode == 0, local.stderr
     on_ray = write_config(
         tmp_path / "ray.toml",
-        CONFIG.format(rows=8, extra="[execution]\nreplicas = {response = 2}"),
+        CONFIG.format(rows=8, extra="[execution]\nreplicas = {generate = 1}"),
     )
     remote = generate(on_ray, tmp_path / "ray", "--ray", ray_cluster)
     assert remote.returncode == 0, remote.stderr
