@@ -93,7 +93,7 @@ def build_pipeline(ctx: BuildContext) -> Pipeline:
             name="generate",
             llm=ctx.make_llm(),
             system_prompts=[{"key": k, "prompt": p, "weight": w} for k, p, w in choices],
-            instruction_sampling=cfg.instruction.model_dump(),
+            sampling=cfg.instruction.model_dump(),
             response_sampling=cfg.response.model_dump(),
             fingerprint=cfg.fingerprint(),
             model_id=ctx.model.model_id,

@@ -219,36 +219,20 @@ class GenerateResponse(_RawTextTask):
         yield [{**r, **_turn_columns(r, -1)} for r in rows]
 
 
-class GenerateExchange(_RawTextTask):
-    """Magpie in one step: the user turn from the pre-query template, then the model's
-    answer to it, by the same engine (the answer's prompt starts with the text the engine
-    just read and wrote, and the step needs one engine, not two)."""
+class GenerateExchange(GenerateInstruction):
+    """Magpie in one step: the user turn from the pre-query template (sampled with
+    `sampling`), then the model's answer to it, by the same engine (the answer's prompt
+    starts with the text the engine just read and wrote; one engine, not two)."""
 
-    instruction_sampling: dict[str, Any]
     response_sampling: dict[str, Any]
-    system_prompts: list[dict[str, Any]] = [{"key": None, "prompt": None, "weight": 1.0}]
-    """{key, prompt, weight} choices, one picked per row (`magpie_hub.prompts.system_prompts`)."""
-    fingerprint: str
-    model_id: str
-
-    @property
-    def inputs(self) -> StepColumns:
-        return ["row_index"]
 
     @property
     def outputs(self) -> StepColumns:
-        return [
-            "instruction",
-            "response",
-            "num_turns",
-            "conversation",
-            "dropped_reason",
-            *FIRST_TURN_COLUMNS,
-        ]
+        return ["response", "num_turns", *super().outputs]
 
     def process(self, inputs: StepInput) -> StepOutput:
         rows = self.first_turn(inputs, self.fingerprint, self.model_id, self.system_prompts)
-        rows = self.instruction_turn(rows, 1, row_system, self.instruction_sampling)
+        rows = self.instruction_turn(rows, 1, row_system, self.sampling)
         rows = self.response_turn(rows, 1, row_system, self.response_sampling)
         yield [{**r, **_turn_columns(r)} for r in rows]
 
