@@ -87,7 +87,8 @@ def prepare_steps(
     if cores is not None:  # the engines share this machine's GPUs too
         warning = share_gpu(processes) or warning
     if execution.backend == "ray":
-        request_gpus(steps, _node_gpus())
+        request_gpus(steps, _node_totals("GPU"))
+        request_cpus(steps, _node_totals("CPU"))
     chosen: dict[str, Any] = {
         "replicas": {step.name: step.resources.replicas for step, _ in steps},
         "threads": {step.name: llm.threads for step, llm in steps},
@@ -195,10 +196,26 @@ def request_gpus(steps: list[tuple[Any, RawTextLLM]], node_gpus: list[float]) ->
         )
 
 
-def _node_gpus() -> list[float]:
+def request_cpus(steps: list[tuple[Any, RawTextLLM]], node_cpus: list[float]) -> None:
+    """On Ray, a CPU engine's actor asks for the cores its threads use, so Ray spreads the
+    replicas over the nodes (asking for none, every replica went to one node, whose
+    raylet started their workers one after another). Scaled down to what the cluster
+    has, and to its largest node, so that every replica starts."""
+    cpu = [(s, llm) for s, llm in steps if llm.uses_cpu_threads and not llm.gpus_per_process()]
+    if not cpu or not any(node_cpus):
+        return
+    asked = {s.name: min(float(llm.threads or 1), max(node_cpus)) for s, llm in cpu}
+    total = sum(asked[s.name] * s.resources.replicas for s, _ in cpu)
+    scale = min(1.0, sum(node_cpus) / total)
+    for step, _ in cpu:  # StepResources.cpus is typed int, not checked on assignment
+        step.resources.cpus = round(asked[step.name] * scale, 4)
+
+
+def _node_totals(resource: str) -> list[float]:
+    """How much of `resource` each alive node of the connected Ray cluster has."""
     import ray
 
-    return [float(n["Resources"].get("GPU", 0)) for n in ray.nodes() if n["Alive"]]
+    return [float(n["Resources"].get(resource, 0)) for n in ray.nodes() if n["Alive"]]
 
 
 def driver_node() -> dict[str, float]:

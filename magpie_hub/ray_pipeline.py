@@ -129,7 +129,7 @@ def ray_pipeline(
     return placed
 
 
-# distilabel's StepResources types its resources and GPUs as ints; Ray takes fractions.
+# distilabel's StepResources types its resources, GPUs and CPUs as ints; Ray takes fractions.
 warnings.filterwarnings(
-    "ignore", message=r"Pydantic serializer warnings:[\s\S]*field_name='(resources|gpus)'"
+    "ignore", message=r"Pydantic serializer warnings:[\s\S]*field_name='(resources|gpus|cpus)'"
 )

@@ -109,6 +109,25 @@ def test_on_ray_gpu_engines_ask_for_their_gpus() -> None:
     assert untouched.resources.gpus is None
 
 
+def test_on_ray_cpu_engines_ask_for_their_threads_within_the_cluster() -> None:
+    """So Ray spreads the replicas over the nodes instead of packing them onto one."""
+    from magpie_hub.execution import request_cpus
+
+    pair, remote = step("generate", replicas=2), step("judge")
+    server = OpenAICompletionsLLM(model_path=".", model_id="m", base_urls=["http://x/v1"])
+    request_cpus([(pair, llama(threads=1)), (remote, server)], [0.0, 1.0, 1.0])
+    assert (pair.resources.cpus, remote.resources.cpus) == (1.0, None)
+    crowded = step("response", replicas=3)
+    request_cpus([(step("instruction"), llama(threads=1)), (crowded, llama(threads=1))], [2.0])
+    assert crowded.resources.cpus == 0.5  # 4 one-thread replicas on 2 CPUs: all start
+    wide = step("generate")
+    request_cpus([(wide, llama(threads=8))], [4.0, 4.0])
+    assert wide.resources.cpus == 4.0  # no node has 8
+    untouched = step("generate")
+    request_cpus([(untouched, llama())], [0.0])  # a cluster that reports no CPUs
+    assert untouched.resources.cpus is None
+
+
 def test_on_ray_gpus_the_cluster_lacks_are_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="needs 4 GPUs on one node; the largest node"):
         request_gpus([(step("a"), vllm(tp=4))], [2.0, 2.0])
