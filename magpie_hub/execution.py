@@ -12,6 +12,7 @@ import atexit
 import hashlib
 import json
 import logging
+import math
 import os
 import socket
 from collections.abc import Iterable, Iterator
@@ -207,8 +208,24 @@ def request_cpus(steps: list[tuple[Any, RawTextLLM]], node_cpus: list[float]) ->
     asked = {s.name: min(float(llm.threads or 1), max(node_cpus)) for s, llm in cpu}
     total = sum(asked[s.name] * s.resources.replicas for s, _ in cpu)
     scale = min(1.0, sum(node_cpus) / total)
+    # Ray counts CPUs in 1/10000ths: rounded down, 3 replicas of 2/3 fit 2 CPUs
+    cpus = {name: math.floor(n * scale * 10_000) / 10_000 for name, n in asked.items()}
+    replicas = [cpus[s.name] for s, _ in cpu for _ in range(s.resources.replicas)]
+    if not _packs(replicas, node_cpus):
+        return  # asking would leave a replica waiting forever; Ray places them as it likes
     for step, _ in cpu:  # StepResources.cpus is typed int, not checked on assignment
-        step.resources.cpus = round(asked[step.name] * scale, 4)
+        step.resources.cpus = cpus[step.name]
+
+
+def _packs(asks: list[float], nodes: list[float]) -> bool:
+    """Whether the asks fit on the nodes, placed largest first on the first node with room."""
+    free = sorted(nodes, reverse=True)
+    for ask in sorted(asks, reverse=True):
+        room = next((i for i, left in enumerate(free) if left + 1e-9 >= ask), None)
+        if room is None:
+            return False
+        free[room] -= ask
+    return True
 
 
 def _node_totals(resource: str) -> list[float]:

@@ -120,6 +120,12 @@ def test_on_ray_cpu_engines_ask_for_their_threads_within_the_cluster() -> None:
     crowded = step("response", replicas=3)
     request_cpus([(step("instruction"), llama(threads=1)), (crowded, llama(threads=1))], [2.0])
     assert crowded.resources.cpus == 0.5  # 4 one-thread replicas on 2 CPUs: all start
+    thirds = step("generate", replicas=3)
+    request_cpus([(thirds, llama(threads=1))], [2.0])
+    assert thirds.resources.cpus == 0.6666  # rounded up, the third would not fit
+    odd = step("generate", replicas=3)
+    request_cpus([(odd, llama(threads=3))], [2.0, 2.0])
+    assert odd.resources.cpus is None  # 1.33 each fits 4 CPUs in all, not two nodes of 2
     wide = step("generate")
     request_cpus([(wide, llama(threads=8))], [4.0, 4.0])
     assert wide.resources.cpus == 4.0  # no node has 8
